@@ -1,0 +1,163 @@
+// Command netpulse is the one binary of netpulse. It only wires: each
+// subcommand parses its flags and hands over to the package that does the
+// work.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/netpulse/netpulse/config"
+	"github.com/netpulse/netpulse/decode"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `netpulse: network telemetry — flow proxy, collector and health monitors.
+
+Usage:
+  netpulse decode [--format json|tsv] [--templates FILE] [--stats] FILE...
+                                 decode NetFlow/IPFIX/sFlow in pcap or pcapng files
+  netpulse config check FILE     validate a configuration file
+  netpulse config defaults       print the default configuration
+  netpulse version               print the version
+
+Not built yet (they exit with status 2 and do nothing):
+  run, proxy, collector, monitor, ifwatch, tcpstats, probe
+`
+
+// notBuilt are the subcommands of the product design that do not exist yet.
+var notBuilt = map[string]bool{
+	"run": true, "proxy": true, "collector": true, "monitor": true,
+	"ifwatch": true, "tcpstats": true, "probe": true,
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch {
+	case cmd == "decode":
+		return cmdDecode(rest, stdout, stderr)
+	case cmd == "config":
+		return cmdConfig(rest, stdout, stderr)
+	case cmd == "version" || cmd == "-v" || cmd == "--version":
+		fmt.Fprintf(stdout, "netpulse %s %s %s/%s\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case notBuilt[cmd]:
+		fmt.Fprintf(stderr, "netpulse %s: not built yet in this version; see the README for what works today\n", cmd)
+		return 2
+	}
+	fmt.Fprintf(stderr, "netpulse: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return version
+}
+
+// parse parses flags that may come before or after the positional
+// arguments, as users type them: `decode x.pcap --format tsv`.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func cmdDecode(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("decode", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o decode.Options
+	cfgPath := fs.String("config", "", "configuration `file` (decoder section)")
+	fs.StringVar(&o.Format, "format", "json", "output format: json (JSON lines) or tsv")
+	fs.StringVar(&o.Templates, "templates", "", "template cache `file`: loaded first when it exists, written at the end")
+	fs.BoolVar(&o.Stats, "stats", false, "print decoder counters to stderr at the end")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: netpulse decode [flags] FILE...")
+		fs.PrintDefaults()
+	}
+	files, err := parse(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(files) == 0 {
+		fs.Usage()
+		return 2
+	}
+	cfg := config.Default()
+	if *cfgPath != "" {
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+	}
+	o.Decoder = cfg.Decoder
+	if err := decode.Run(files, o, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func cmdConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: netpulse config check FILE | netpulse config defaults")
+		return 2
+	}
+	switch args[0] {
+	case "check":
+		if len(args) != 2 {
+			fmt.Fprintln(stderr, "usage: netpulse config check FILE")
+			return 2
+		}
+		if _, err := config.Load(args[1]); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", args[1])
+		return 0
+	case "defaults":
+		b, err := config.Default().Marshal()
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		stdout.Write(b)
+		return 0
+	}
+	fmt.Fprintf(stderr, "netpulse config: unknown subcommand %q\n", strings.Join(args, " "))
+	return 2
+}
