@@ -1,0 +1,59 @@
+# netpulse — see README.md. `make run` and `make test` are the contract.
+GO       ?= go
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+SAMPLE   := testdata/captures/softflowd-ipfix.pcap
+
+.PHONY: all build run test test-short lint bench fuzz captures clean
+
+all: build
+
+# The edge binary is static: no cgo.
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/netpulse ./cmd/netpulse
+
+# Until the collector exists, the main job is decoding a bundled capture
+# from a real exporter.
+run: build
+	./bin/netpulse decode --format tsv --stats $(SAMPLE)
+
+# All tests, with the race detector. Integration tests skip loudly when a
+# peer (tshark, softflowd…) is missing, and fail instead when
+# NETPULSE_REQUIRE_INTEGRATION=1, as in CI.
+test:
+	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/netpulse
+	$(GO) test -race -count=1 ./...
+	cd bench/goflow2 && $(GO) vet ./... && $(GO) test -count=1 -run . -bench XXX ./...
+
+test-short:
+	$(GO) test -short ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+# Benchmarks on the real captures, ours and goflow2's in the same run.
+bench:
+	$(GO) test -run XXX -bench . -benchmem ./decoder/... ./flow/...
+	cd bench/goflow2 && $(GO) test -run XXX -bench . -benchmem ./...
+
+# A short run of every fuzz target (make fuzz FUZZTIME=10m for longer).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./decoder/netflow/
+	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./decoder/sflow/
+	$(GO) test -run XXX -fuzz FuzzParseEthernet -fuzztime $(FUZZTIME) ./decoder/packet/
+	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./decoder/
+	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run XXX -fuzz FuzzReader -fuzztime $(FUZZTIME) ./capture/
+
+# Regenerate the real-exporter captures (root; needs softflowd, pmacct,
+# fprobe, tcpreplay, dumpcap). Not part of `make test`.
+captures:
+	bash testdata/gen/make-captures.sh
+
+clean:
+	rm -rf bin
