@@ -1,6 +1,7 @@
 package netflow
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"time"
 
@@ -137,6 +138,16 @@ type recState struct {
 // be reads a big-endian unsigned integer of 1 to 8 bytes; IPFIX allows
 // reduced-size encoding (RFC 7011 section 6.2), so any length is accepted.
 func be(v []byte) uint64 {
+	switch len(v) {
+	case 1:
+		return uint64(v[0])
+	case 2:
+		return uint64(binary.BigEndian.Uint16(v))
+	case 4:
+		return uint64(binary.BigEndian.Uint32(v))
+	case 8:
+		return binary.BigEndian.Uint64(v)
+	}
 	if len(v) > 8 {
 		v = v[len(v)-8:]
 	}
@@ -210,6 +221,36 @@ func applyTime(tp *timeParts, id uint16, v []byte) bool {
 		return false
 	}
 	return true
+}
+
+// knownIDs are the IANA elements applyField reads, so that templates skip
+// the rest without a call.
+var knownIDs = func() (k [512]bool) {
+	for _, id := range []uint16{
+		ieOctetDeltaCount, iePacketDeltaCount, ieProtocol, ieIPClassOfService, ieTCPControlBits,
+		ieSourceTransportPort, ieSourceIPv4Address, ieSourceIPv4PrefixLen, ieIngressInterface,
+		ieDestTransportPort, ieDestIPv4Address, ieDestIPv4PrefixLen, ieEgressInterface, ieIPNextHopIPv4,
+		ieBGPSourceAS, ieBGPDestAS, ieBGPNextHopIPv4, iePostOctetDeltaCount, iePostPacketDeltaCount,
+		ieFlowEndSysUpTime, ieFlowStartSysUpTime, ieSourceIPv6Address, ieDestIPv6Address,
+		ieSourceIPv6PrefixLen, ieDestIPv6PrefixLen, ieICMPTypeCodeIPv4, ieSamplingInterval,
+		ieSamplingAlgorithm, ieSamplerID, ieSamplerMode, ieSamplerRandomInterval, ieSourceMac,
+		iePostDestMac, ieVlanID, iePostVlanID, ieIPVersion, ieFlowDirection, ieIPNextHopIPv6,
+		ieBGPNextHopIPv6, ieDestMac, iePostSourceMac, ieOctetTotalCount, iePacketTotalCount,
+		ieICMPTypeCodeIPv6, ieFlowStartSeconds, ieFlowEndSeconds, ieFlowStartMillis, ieFlowEndMillis,
+		ieFlowStartMicros, ieFlowEndMicros, ieFlowStartNanos, ieFlowEndNanos, ieFlowStartDeltaMicros,
+		ieFlowEndDeltaMicros, ieSystemInitTimeMillis, ieFlowDurationMillis, ieFlowDurationMicros,
+		ieICMPTypeIPv4, ieICMPCodeIPv4, ieICMPTypeIPv6, ieICMPCodeIPv6, ieIPDiffServCodePoint,
+		ieDot1qVlanID, iePostDot1qVlanID, ieEthernetType, ieSelectorID, ieSamplingPacketInterval,
+		ieSamplingPacketSpace,
+	} {
+		k[id] = true
+	}
+	return k
+}()
+
+// known reports whether applyField reads f.
+func known(f Field) bool {
+	return (f.Enterprise == 0 || f.Enterprise == penReverse) && int(f.ID) < len(knownIDs) && knownIDs[f.ID]
 }
 
 // applyField stores one field of a data record.

@@ -110,7 +110,7 @@ func New(cfg Config, seqs *seq.Tracker) *Decoder {
 		sampling:  newSamplingTable(),
 		held:      newHoldQueue(cfg),
 	}
-	d.records.New = func() any { return new(flow.Record) }
+	d.records.New = func() any { return new(scratch) }
 	return d
 }
 
@@ -137,6 +137,13 @@ func (d *Decoder) Stats() Stats {
 		LostFlows:          d.lostFlows.Load(),
 		LostDatagrams:      d.lostDatagrams.Load(),
 	}
+}
+
+// scratch is what one Decode call works in. It is pooled, so that
+// steady-state decoding allocates nothing.
+type scratch struct {
+	rec flow.Record
+	hdr msgHeader
 }
 
 // Sequence-stream protocol tags for seq.Key.Proto.
@@ -167,16 +174,16 @@ func Version(data []byte) uint16 {
 func (d *Decoder) Decode(exporter netip.Addr, received time.Time, data []byte, emit func(*flow.Record)) error {
 	d.datagrams.Add(1)
 	d.expire(received)
-	r := d.records.Get().(*flow.Record)
-	defer d.records.Put(r)
+	sc := d.records.Get().(*scratch)
+	defer d.records.Put(sc)
 	var err error
 	switch Version(data) {
 	case 5:
-		err = d.decodeV5(exporter, received, data, r, emit)
+		err = d.decodeV5(exporter, received, data, &sc.rec, emit)
 	case 9:
-		err = d.decodeV9(exporter, received, data, r, emit)
+		err = d.decodeV9(exporter, received, data, sc, emit)
 	case 10:
-		err = d.decodeIPFIX(exporter, received, data, r, emit)
+		err = d.decodeIPFIX(exporter, received, data, sc, emit)
 	default:
 		err = fmt.Errorf("netflow: not NetFlow v5, v9 or IPFIX")
 	}

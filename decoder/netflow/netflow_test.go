@@ -227,9 +227,9 @@ func TestIPFIXPacketIntervalSpace(t *testing.T) {
 func TestIPFIXVariableAndEnterprise(t *testing.T) {
 	tm := set(2, tmpl(400,
 		[]uint32{8, 4}, []uint32{12, 4},
-		[]uint32{1000, 0xffff, 9},  // enterprise 9, variable length: skipped
-		[]uint32{82, 0xffff},       // interfaceName, variable: skipped
-		[]uint32{7, 2, 12345},      // enterprise field that looks like srcPort: must not be taken
+		[]uint32{1000, 0xffff, 9},      // enterprise 9, variable length: skipped
+		[]uint32{82, 0xffff},           // interfaceName, variable: skipped
+		[]uint32{7, 2, 12345},          // enterprise field that looks like srcPort: must not be taken
 		[]uint32{7, 2}, []uint32{1, 2}, // reduced-size octet count
 		[]uint32{152, 8}, []uint32{153, 8}))
 	long := bytes.Repeat([]byte{'x'}, 300)

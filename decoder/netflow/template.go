@@ -35,23 +35,46 @@ type Template struct {
 	// variable-length field.
 	minLen   int
 	variable bool
+	// ops are the fields the decoder reads, with their offsets when every
+	// field has a fixed length; used says which fields those are.
+	ops  []fieldOp
+	used []bool
+	v9   bool
 }
 
-func newTemplate(id uint16, options bool, scope int, fields []Field) *Template {
-	t := &Template{ID: id, Options: options, ScopeCount: scope, Fields: fields}
+// fieldOp is one field to read from a fixed-length record.
+type fieldOp struct {
+	f   Field
+	off int
+}
+
+func newTemplate(version uint16, id uint16, options bool, scope int, fields []Field) *Template {
+	t := &Template{ID: id, Options: options, ScopeCount: scope, Fields: fields, v9: version == 9}
 	t.compile()
 	return t
 }
 
+// compile works out which fields matter and where they are, once per
+// template rather than once per record.
 func (t *Template) compile() {
 	t.minLen, t.variable = 0, false
-	for _, f := range t.Fields {
+	t.ops, t.used = t.ops[:0], make([]bool, len(t.Fields))
+	for i, f := range t.Fields {
+		// v9 options scope fields are scope types (system, interface…),
+		// not information elements: they are skipped.
+		t.used[i] = known(f) && !(t.v9 && t.Options && i < t.ScopeCount)
+		if t.used[i] && !t.variable {
+			t.ops = append(t.ops, fieldOp{f: f, off: t.minLen})
+		}
 		if f.Length == variableLength {
 			t.variable = true
 			t.minLen++
 		} else {
 			t.minLen += int(f.Length)
 		}
+	}
+	if t.variable {
+		t.ops = nil
 	}
 }
 
@@ -133,6 +156,17 @@ func (c *TemplateCache) put(k TemplateKey, t *Template, now time.Time) (changed 
 	}
 	c.m[k] = templateEntry{t: t, learned: now}
 	return changed
+}
+
+// touch records that the template for k was seen again unchanged.
+func (c *TemplateCache) touch(k TemplateKey, now time.Time) {
+	c.mu.Lock()
+	if e, ok := c.m[k]; ok {
+		e.learned = now
+		c.m[k] = e
+	}
+	c.learned++
+	c.mu.Unlock()
 }
 
 // withdraw removes one template (all=false), or every template of the
@@ -234,7 +268,7 @@ func (c *TemplateCache) ReadFrom(r io.Reader) (int64, error) {
 			len(s.Fields) == 0 || s.ScopeCount > len(s.Fields) || len(s.Fields) > 65535/4 {
 			return cr.n, fmt.Errorf("netflow: template file: line %d: invalid template", line)
 		}
-		t := newTemplate(s.ID, s.Options, s.ScopeCount, s.Fields)
+		t := newTemplate(s.Version, s.ID, s.Options, s.ScopeCount, s.Fields)
 		c.put(TemplateKey{Exporter: s.Exporter, Domain: s.Domain, Version: s.Version, ID: s.ID}, t, s.Learned)
 	}
 	if err := sc.Err(); err != nil {

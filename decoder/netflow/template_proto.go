@@ -40,11 +40,12 @@ const (
 	setHeaderLen   = 4
 )
 
-func (d *Decoder) decodeV9(exporter netip.Addr, received time.Time, b []byte, r *flow.Record, emit func(*flow.Record)) error {
+func (d *Decoder) decodeV9(exporter netip.Addr, received time.Time, b []byte, sc *scratch, emit func(*flow.Record)) error {
 	if len(b) < v9HeaderLen {
 		return fmt.Errorf("netflow v9: header truncated (%d bytes)", len(b))
 	}
-	hdr := msgHeader{
+	hdr := &sc.hdr
+	*hdr = msgHeader{
 		version:  9,
 		exporter: exporter,
 		received: received,
@@ -58,11 +59,11 @@ func (d *Decoder) decodeV9(exporter netip.Addr, received time.Time, b []byte, r 
 		lost := d.seqs.Observe(seq.Key{Exporter: exporter, Domain: hdr.domain, Proto: seqV9}, hdr.sequence, 1, received)
 		d.lostDatagrams.Add(lost)
 	}
-	_, _, err := d.decodeSets(&hdr, received, b, v9HeaderLen, r, emit)
+	_, _, err := d.decodeSets(hdr, received, b, v9HeaderLen, &sc.rec, emit)
 	return err
 }
 
-func (d *Decoder) decodeIPFIX(exporter netip.Addr, received time.Time, b []byte, r *flow.Record, emit func(*flow.Record)) error {
+func (d *Decoder) decodeIPFIX(exporter netip.Addr, received time.Time, b []byte, sc *scratch, emit func(*flow.Record)) error {
 	if len(b) < ipfixHeaderLen {
 		return fmt.Errorf("ipfix: header truncated (%d bytes)", len(b))
 	}
@@ -71,7 +72,8 @@ func (d *Decoder) decodeIPFIX(exporter netip.Addr, received time.Time, b []byte,
 		return fmt.Errorf("ipfix: message length %d but datagram has %d bytes", length, len(b))
 	}
 	b = b[:length]
-	hdr := msgHeader{
+	hdr := &sc.hdr
+	*hdr = msgHeader{
 		version:  10,
 		exporter: exporter,
 		received: received,
@@ -79,7 +81,7 @@ func (d *Decoder) decodeIPFIX(exporter netip.Addr, received time.Time, b []byte,
 		sequence: binary.BigEndian.Uint32(b[8:12]),
 		domain:   binary.BigEndian.Uint32(b[12:16]),
 	}
-	records, held, err := d.decodeSets(&hdr, received, b, ipfixHeaderLen, r, emit)
+	records, held, err := d.decodeSets(hdr, received, b, ipfixHeaderLen, &sc.rec, emit)
 	// IPFIX counts data records sent before this message. When some of
 	// this message's records wait for a template their number is unknown,
 	// so the stream is resynchronised on the next message.
@@ -163,9 +165,8 @@ func (d *Decoder) templateSet(hdr *msgHeader, received time.Time, b []byte, opti
 	for len(b) >= 4 {
 		id := binary.BigEndian.Uint16(b)
 		count := int(binary.BigEndian.Uint16(b[2:]))
-		var fields []Field
 		scope := 0
-		var err error
+		var spec []byte // the field specifiers on the wire
 		if hdr.version == 9 {
 			if options {
 				// v9 options templates give scope and option lengths in
@@ -177,12 +178,16 @@ func (d *Decoder) templateSet(hdr *msgHeader, received time.Time, b []byte, opti
 				if scopeLen%4 != 0 || optLen%4 != 0 || 6+scopeLen+optLen > len(b) {
 					return fmt.Errorf("options template %d: scope length %d and option length %d do not fit", id, scopeLen, optLen)
 				}
-				scope = scopeLen / 4
-				fields, err = v9Fields(b[6:6+scopeLen+optLen], (scopeLen+optLen)/4)
-				b = b[6+scopeLen+optLen:]
+				scope, count = scopeLen/4, (scopeLen+optLen)/4
+				spec, b = b[6:6+scopeLen+optLen], b[6+scopeLen+optLen:]
 			} else {
-				fields, err = v9Fields(b[4:], count)
-				b = b[min(len(b), 4+4*count):]
+				if 4+4*count > len(b) {
+					return fmt.Errorf("template %d: %d fields but room for %d", id, count, (len(b)-4)/4)
+				}
+				spec, b = b[4:4+4*count], b[4+4*count:]
+			}
+			if count == 0 {
+				return fmt.Errorf("template %d: no fields", id)
 			}
 		} else {
 			hl := 4
@@ -201,24 +206,33 @@ func (d *Decoder) templateSet(hdr *msgHeader, received time.Time, b []byte, opti
 				b = b[4:]
 				continue
 			}
-			var n int
-			fields, n, err = ipfixFields(b[hl:], count)
-			b = b[min(len(b), hl+n):]
-		}
-		if err != nil {
-			return fmt.Errorf("template %d: %w", id, err)
+			n, err := ipfixSpecLen(b[hl:], count)
+			if err != nil {
+				return fmt.Errorf("template %d: %w", id, err)
+			}
+			spec, b = b[hl:hl+n], b[hl+n:]
 		}
 		if id < 256 {
 			return fmt.Errorf("template ID %d is reserved", id)
 		}
-		if scope > len(fields) || (options && hdr.version == 10 && scope == 0) {
-			return fmt.Errorf("options template %d: scope count %d of %d fields", id, scope, len(fields))
+		if scope > count || (options && hdr.version == 10 && scope == 0) {
+			return fmt.Errorf("options template %d: scope count %d of %d fields", id, scope, count)
 		}
-		t := newTemplate(id, options, scope, fields)
+		k := TemplateKey{Exporter: hdr.exporter, Domain: hdr.domain, Version: hdr.version, ID: id}
+		// Exporters resend unchanged templates all the time: recognise
+		// them without building anything.
+		if old := d.templates.Get(k); old != nil && old.Options == options && old.ScopeCount == scope && old.sameSpec(spec, hdr.version) {
+			d.templates.touch(k, received)
+			continue
+		}
+		fields := parseSpec(spec, count, hdr.version)
+		t := newTemplate(hdr.version, id, options, scope, fields)
 		if t.minLen == 0 {
 			return fmt.Errorf("template %d: records of length 0", id)
 		}
-		k := TemplateKey{Exporter: hdr.exporter, Domain: hdr.domain, Version: hdr.version, ID: id}
+		if hdr.version == 9 && t.variable {
+			return fmt.Errorf("template %d: length 65535 is not valid in NetFlow v9", id)
+		}
 		d.templates.put(k, t, received)
 		for _, h := range d.held.take(k) {
 			d.heldDecoded.Add(1)
@@ -233,53 +247,96 @@ func (d *Decoder) templateSet(hdr *msgHeader, received time.Time, b []byte, opti
 	return nil
 }
 
-func v9Fields(b []byte, count int) ([]Field, error) {
-	if count == 0 {
-		return nil, fmt.Errorf("no fields")
-	}
+// ipfixSpecLen returns the bytes taken by count IPFIX field specifiers:
+// four each, and four more for those with an enterprise number.
+func ipfixSpecLen(b []byte, count int) (int, error) {
 	if 4*count > len(b) {
-		return nil, fmt.Errorf("%d fields but room for %d", count, len(b)/4)
+		return 0, fmt.Errorf("%d fields but room for at most %d", count, len(b)/4)
 	}
-	fields := make([]Field, count)
-	for i := range fields {
-		fields[i] = Field{ID: binary.BigEndian.Uint16(b[4*i:]), Length: binary.BigEndian.Uint16(b[4*i+2:])}
-		if fields[i].Length == variableLength {
-			return nil, fmt.Errorf("field %d: length 65535 is not valid in NetFlow v9", fields[i].ID)
+	off := 0
+	for i := 0; i < count; i++ {
+		if off+4 > len(b) {
+			return 0, fmt.Errorf("field %d of %d truncated", i+1, count)
 		}
+		if b[off]&0x80 != 0 {
+			off += 4
+			if off+4 > len(b) {
+				return 0, fmt.Errorf("field %d of %d: enterprise number truncated", i+1, count)
+			}
+		}
+		off += 4
 	}
-	return fields, nil
+	return off, nil
 }
 
-// ipfixFields parses count field specifiers and returns how many bytes
-// they took. Enterprise-specific fields carry their enterprise number.
-func ipfixFields(b []byte, count int) ([]Field, int, error) {
-	if 4*count > len(b) {
-		return nil, 0, fmt.Errorf("%d fields but room for at most %d", count, len(b)/4)
-	}
+// parseSpec builds the fields of a specifier list already checked by
+// the caller.
+func parseSpec(b []byte, count int, version uint16) []Field {
 	fields := make([]Field, count)
 	off := 0
 	for i := range fields {
-		if off+4 > len(b) {
-			return nil, 0, fmt.Errorf("field %d of %d truncated", i+1, count)
-		}
 		id := binary.BigEndian.Uint16(b[off:])
-		f := Field{ID: id & 0x7fff, Length: binary.BigEndian.Uint16(b[off+2:])}
+		f := Field{ID: id, Length: binary.BigEndian.Uint16(b[off+2:])}
 		off += 4
-		if id&0x8000 != 0 {
-			if off+4 > len(b) {
-				return nil, 0, fmt.Errorf("field %d of %d: enterprise number truncated", i+1, count)
+		if version == 10 {
+			f.ID &= 0x7fff
+			if id&0x8000 != 0 {
+				f.Enterprise = binary.BigEndian.Uint32(b[off:])
+				off += 4
 			}
-			f.Enterprise = binary.BigEndian.Uint32(b[off:])
-			off += 4
 		}
 		fields[i] = f
 	}
-	return fields, off, nil
+	return fields
+}
+
+// sameSpec reports whether the specifiers on the wire are t's fields.
+func (t *Template) sameSpec(b []byte, version uint16) bool {
+	off := 0
+	for _, f := range t.Fields {
+		if off+4 > len(b) {
+			return false
+		}
+		id := binary.BigEndian.Uint16(b[off:])
+		if binary.BigEndian.Uint16(b[off+2:]) != f.Length {
+			return false
+		}
+		off += 4
+		var pen uint32
+		if version == 10 {
+			if id&0x8000 != 0 {
+				pen = binary.BigEndian.Uint32(b[off:])
+				off += 4
+			}
+			id &= 0x7fff
+		}
+		if id != f.ID || pen != f.Enterprise {
+			return false
+		}
+	}
+	return off == len(b)
+}
+
+// setContext caches, for one data set, what every record of the set would
+// otherwise look up under a lock: the exporter's system init time and the
+// rate of the last sampler seen.
+type setContext struct {
+	init       uint64
+	hasInit    bool
+	sampler    uint32
+	hasSampler bool
+	rate       uint32
+	rateCached bool
 }
 
 // dataSet decodes the records of one data set with template t.
 func (d *Decoder) dataSet(hdr *msgHeader, t *Template, b []byte, r *flow.Record, emit func(*flow.Record)) (int, error) {
-	n := 0
+	n, flows := 0, 0
+	defer func() { d.flows.Add(uint64(flows)) }()
+	var sc setContext
+	if !t.Options {
+		sc.init, sc.hasInit = d.sampling.initTime(hdr.exporter, hdr.domain)
+	}
 	for len(b) >= t.minLen {
 		var s recState
 		*r = flow.Record{}
@@ -298,12 +355,12 @@ func (d *Decoder) dataSet(hdr *msgHeader, t *Template, b []byte, r *flow.Record,
 			d.applyOptions(hdr, &s)
 			continue
 		}
-		d.finish(&s)
-		d.flows.Add(1)
+		d.finish(&s, &sc)
+		flows++
 		emit(r)
 		if s.hasRev && (s.revBytes > 0 || s.revPackets > 0) {
-			d.reverse(&s)
-			d.flows.Add(1)
+			d.reverse(&s, &sc)
+			flows++
 			emit(r)
 		}
 	}
@@ -321,6 +378,16 @@ func allZero(b []byte) bool {
 
 // record reads one record's fields into s and returns its length.
 func (d *Decoder) record(s *recState, t *Template, b []byte) (int, bool) {
+	if !t.variable {
+		if len(b) < t.minLen {
+			return 0, false
+		}
+		b = b[:t.minLen]
+		for _, op := range t.ops {
+			s.applyField(op.f, b[op.off:op.off+int(op.f.Length)])
+		}
+		return t.minLen, true
+	}
 	off := 0
 	for i, f := range t.Fields {
 		l := int(f.Length)
@@ -341,17 +408,13 @@ func (d *Decoder) record(s *recState, t *Template, b []byte) (int, bool) {
 		if off+l > len(b) {
 			return 0, false
 		}
-		// v9 options scope fields are scope types (system, interface…),
-		// not information elements: only the option fields are read.
-		if !(t.Options && hdr9(s) && i < t.ScopeCount) {
+		if t.used[i] {
 			s.applyField(f, b[off:off+l])
 		}
 		off += l
 	}
 	return off, true
 }
-
-func hdr9(s *recState) bool { return s.hdr.version == 9 }
 
 // applyOptions keeps what options data says about sampling and the
 // exporter's system init time.
@@ -365,7 +428,7 @@ func (d *Decoder) applyOptions(hdr *msgHeader, s *recState) {
 }
 
 // finish completes a forward record once all its fields are read.
-func (d *Decoder) finish(s *recState) {
+func (d *Decoder) finish(s *recState, sc *setContext) {
 	r, hdr := s.r, s.hdr
 	r.Kind = flow.KindFlow
 	r.Type = flow.TypeNetFlowV9
@@ -416,16 +479,19 @@ func (d *Decoder) finish(s *recState) {
 	r.SamplerID = s.sampler
 	r.SamplingRate = s.ownRate()
 	if r.SamplingRate == 0 {
-		r.SamplingRate = d.sampling.rate(hdr.exporter, hdr.domain, s.sampler, s.hasSampler)
+		if !sc.rateCached || sc.sampler != s.sampler || sc.hasSampler != s.hasSampler {
+			sc.rate = d.sampling.rate(hdr.exporter, hdr.domain, s.sampler, s.hasSampler)
+			sc.sampler, sc.hasSampler, sc.rateCached = s.sampler, s.hasSampler, true
+		}
+		r.SamplingRate = sc.rate
 	}
-	init, hasInit := d.sampling.initTime(hdr.exporter, hdr.domain)
-	r.FlowStart, r.FlowEnd = s.fwd.resolve(hdr, init, hasInit)
+	r.FlowStart, r.FlowEnd = s.fwd.resolve(hdr, sc.init, sc.hasInit)
 }
 
 // reverse turns the forward record in s.r into the reverse direction of an
 // RFC 5103 biflow: endpoints swapped, the reverse counters and flags, and
 // the reverse times where the record has them.
-func (d *Decoder) reverse(s *recState) {
+func (d *Decoder) reverse(s *recState, sc *setContext) {
 	r := s.r
 	r.SrcAddr, r.DstAddr = r.DstAddr, r.SrcAddr
 	if r.Proto != 1 && r.Proto != 58 {
@@ -439,8 +505,7 @@ func (d *Decoder) reverse(s *recState) {
 	r.Bytes, r.Packets = s.revBytes, s.revPackets
 	r.TCPFlags = s.revFlags
 	r.Reverse = true
-	init, hasInit := d.sampling.initTime(s.hdr.exporter, s.hdr.domain)
-	if start, end := s.rev.resolve(s.hdr, init, hasInit); !start.IsZero() || !end.IsZero() {
+	if start, end := s.rev.resolve(s.hdr, sc.init, sc.hasInit); !start.IsZero() || !end.IsZero() {
 		r.FlowStart, r.FlowEnd = start, end
 	}
 }
