@@ -144,6 +144,8 @@ func (d *Decoder) Stats() Stats {
 type scratch struct {
 	rec flow.Record
 	hdr msgHeader
+	// learned lists the templates the datagram taught.
+	learned []TemplateKey
 }
 
 // Sequence-stream protocol tags for seq.Key.Proto.

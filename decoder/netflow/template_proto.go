@@ -59,7 +59,7 @@ func (d *Decoder) decodeV9(exporter netip.Addr, received time.Time, b []byte, sc
 		lost := d.seqs.Observe(seq.Key{Exporter: exporter, Domain: hdr.domain, Proto: seqV9}, hdr.sequence, 1, received)
 		d.lostDatagrams.Add(lost)
 	}
-	_, _, err := d.decodeSets(hdr, received, b, v9HeaderLen, &sc.rec, emit)
+	_, _, err := d.decodeSets(hdr, received, b, v9HeaderLen, sc, emit)
 	return err
 }
 
@@ -81,7 +81,7 @@ func (d *Decoder) decodeIPFIX(exporter netip.Addr, received time.Time, b []byte,
 		sequence: binary.BigEndian.Uint32(b[8:12]),
 		domain:   binary.BigEndian.Uint32(b[12:16]),
 	}
-	records, held, err := d.decodeSets(hdr, received, b, ipfixHeaderLen, &sc.rec, emit)
+	records, held, err := d.decodeSets(hdr, received, b, ipfixHeaderLen, sc, emit)
 	// IPFIX counts data records sent before this message. When some of
 	// this message's records wait for a template their number is unknown,
 	// so the stream is resynchronised on the next message.
@@ -101,7 +101,15 @@ func (d *Decoder) decodeIPFIX(exporter netip.Addr, received time.Time, b []byte,
 // decodeSets walks the (flow)sets of a v9 or IPFIX message. It returns the
 // number of data records (flows and options) decoded and whether any set
 // was held for want of its template.
-func (d *Decoder) decodeSets(hdr *msgHeader, received time.Time, b []byte, off int, r *flow.Record, emit func(*flow.Record)) (records int, held bool, err error) {
+func (d *Decoder) decodeSets(hdr *msgHeader, received time.Time, b []byte, off int, sc *scratch, emit func(*flow.Record)) (records int, held bool, err error) {
+	r := &sc.rec
+	learned := &sc.learned
+	*learned = (*learned)[:0]
+	defer func() {
+		if len(*learned) > 0 && d.held.len() > 0 {
+			d.release(*learned, r, emit)
+		}
+	}()
 	tmplSet, optsSet := uint16(2), uint16(3)
 	if hdr.version == 9 {
 		tmplSet, optsSet = 0, 1
@@ -120,11 +128,11 @@ func (d *Decoder) decodeSets(hdr *msgHeader, received time.Time, b []byte, off i
 		body := b[off+setHeaderLen : off+length]
 		switch {
 		case id == tmplSet:
-			if err := d.templateSet(hdr, received, body, false, r, emit); err != nil {
+			if err := d.templateSet(hdr, received, body, false, learned); err != nil {
 				return records, held, fmt.Errorf("%s: template set at offset %d: %w", hdr.name(), off, err)
 			}
 		case id == optsSet:
-			if err := d.templateSet(hdr, received, body, true, r, emit); err != nil {
+			if err := d.templateSet(hdr, received, body, true, learned); err != nil {
 				return records, held, fmt.Errorf("%s: options template set at offset %d: %w", hdr.name(), off, err)
 			}
 		case id >= 256:
@@ -161,7 +169,7 @@ func (h *msgHeader) name() string {
 
 // templateSet learns the templates of one template or options template
 // set, and decodes any data that was held waiting for them.
-func (d *Decoder) templateSet(hdr *msgHeader, received time.Time, b []byte, options bool, r *flow.Record, emit func(*flow.Record)) error {
+func (d *Decoder) templateSet(hdr *msgHeader, received time.Time, b []byte, options bool, learned *[]TemplateKey) error {
 	for len(b) >= 4 {
 		id := binary.BigEndian.Uint16(b)
 		count := int(binary.BigEndian.Uint16(b[2:]))
@@ -234,6 +242,21 @@ func (d *Decoder) templateSet(hdr *msgHeader, received time.Time, b []byte, opti
 			return fmt.Errorf("template %d: length 65535 is not valid in NetFlow v9", id)
 		}
 		d.templates.put(k, t, received)
+		*learned = append(*learned, k)
+	}
+	return nil
+}
+
+// release decodes the data held for templates this datagram taught. It
+// runs once the whole datagram is read, so that options data sent with the
+// templates (sampling rates, system init time) applies to the held data as
+// it does to data that came in order.
+func (d *Decoder) release(learned []TemplateKey, r *flow.Record, emit func(*flow.Record)) {
+	for _, k := range learned {
+		t := d.templates.Get(k)
+		if t == nil {
+			continue
+		}
 		for _, h := range d.held.take(k) {
 			d.heldDecoded.Add(1)
 			// Held data is counted as decoded whether or not it turns out
@@ -244,7 +267,6 @@ func (d *Decoder) templateSet(hdr *msgHeader, received time.Time, b []byte, opti
 			}
 		}
 	}
-	return nil
 }
 
 // ipfixSpecLen returns the bytes taken by count IPFIX field specifiers:
