@@ -93,7 +93,7 @@ func TestSoftflowdLive(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			args := append([]string{"-d", "-r", trafficPcap, "-n", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)).String()}, tc.args...)
+			args := append([]string{"-d", "-c", "none", "-r", trafficPcap, "-n", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)).String()}, tc.args...)
 			out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 			if err != nil {
 				t.Fatalf("softflowd %v: %v\n%s", args, err, out)
