@@ -149,7 +149,7 @@ func networkLayer(lt layers.LinkType, b []byte) ([]byte, error) {
 	switch lt {
 	case layers.LinkTypeEthernet:
 		if len(b) < 14 {
-			return nil, errors.New("Ethernet header truncated")
+			return nil, errors.New("truncated Ethernet header")
 		}
 		et := binary.BigEndian.Uint16(b[12:14])
 		b = b[14:]
@@ -194,7 +194,6 @@ type fragBuf struct {
 	data  []byte
 	have  []bool // per 8-byte block
 	total int    // payload length, known once the last fragment arrives
-	head  []byte // IPv4 header of the first fragment
 }
 
 // maxFragBufs bounds how many datagrams may wait for their fragments.
