@@ -45,6 +45,14 @@ func (r *Record) ToProto() *flowpb.Record {
 		DstMac:            r.DstMAC.Uint64(),
 		Direction:         flowpb.Direction(r.Direction),
 		Reverse:           r.Reverse,
+		DeviceId:          r.DeviceID,
+		ResampleFactor:    r.ResampleFactor,
+		SrcInternal:       r.SrcInternal,
+		DstInternal:       r.DstInternal,
+		SrcHostname:       r.SrcHostname,
+		DstHostname:       r.DstHostname,
+		SrcCountry:        r.SrcCountry,
+		DstCountry:        r.DstCountry,
 	}
 	if r.Kind == KindCounters {
 		c := &r.Counters
@@ -112,6 +120,14 @@ func FromProto(p *flowpb.Record) Record {
 		DstMAC:            MACFromUint64(p.GetDstMac()),
 		Direction:         Direction(p.GetDirection()),
 		Reverse:           p.GetReverse(),
+		DeviceID:          p.GetDeviceId(),
+		ResampleFactor:    p.GetResampleFactor(),
+		SrcInternal:       p.GetSrcInternal(),
+		DstInternal:       p.GetDstInternal(),
+		SrcHostname:       p.GetSrcHostname(),
+		DstHostname:       p.GetDstHostname(),
+		SrcCountry:        p.GetSrcCountry(),
+		DstCountry:        p.GetDstCountry(),
 	}
 	if c := p.GetCounters(); c != nil {
 		r.Counters = Counters{

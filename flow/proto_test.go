@@ -20,6 +20,7 @@ func TestProtoRoundTrip(t *testing.T) {
 			SrcMask: 48, DstMask: 64, NextHop: netip.MustParseAddr("2001:db8::fe"),
 			SrcVLAN: 100, DstVLAN: 200, SrcMAC: MAC{0, 1, 2, 3, 4, 5}, DstMAC: MAC{0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa},
 			Direction: DirectionEgress, Reverse: true,
+			DeviceID: 29118, ResampleFactor: 3, SrcInternal: true, SrcHostname: "a.example", DstCountry: "NZ",
 		},
 		{
 			Kind: KindCounters, Type: TypeSFlowV5, TimeReceived: ts,

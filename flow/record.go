@@ -178,6 +178,19 @@ type Record struct {
 	// Reverse marks the reverse half of an RFC 5103 biflow.
 	Reverse bool
 
+	// DeviceID is the registered device the exporter belongs to, set by
+	// the proxy; 0 when unregistered.
+	DeviceID uint64
+	// ResampleFactor is set when the proxy kept one flow in
+	// ResampleFactor of this device to stay under its rate limit. It is
+	// already multiplied into SamplingRate when that is known.
+	ResampleFactor uint32
+	// Enrichment by the proxy. The strings come from caches and are
+	// shared, so copying a Record does not copy them.
+	SrcInternal, DstInternal bool
+	SrcHostname, DstHostname string
+	SrcCountry, DstCountry   string
+
 	// Counters is set when Kind is KindCounters.
 	Counters Counters
 }

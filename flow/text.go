@@ -248,5 +248,21 @@ func AppendJSON(b []byte, r *Record) []byte {
 	if r.Reverse {
 		w.boolean("reverse", true)
 	}
+	w.numNZ("device_id", r.DeviceID)
+	w.numNZ("resample_factor", uint64(r.ResampleFactor))
+	if r.SrcInternal {
+		w.boolean("src_internal", true)
+	}
+	if r.DstInternal {
+		w.boolean("dst_internal", true)
+	}
+	for _, f := range [...]struct{ k, v string }{
+		{"src_hostname", r.SrcHostname}, {"dst_hostname", r.DstHostname},
+		{"src_country", r.SrcCountry}, {"dst_country", r.DstCountry},
+	} {
+		if f.v != "" {
+			w.str(f.k, f.v)
+		}
+	}
 	return append(w.b, '}', '\n')
 }

@@ -228,8 +228,24 @@ type Record struct {
 	DstMac    uint64    `protobuf:"varint,32,opt,name=dst_mac,json=dstMac,proto3" json:"dst_mac,omitempty"`
 	Direction Direction `protobuf:"varint,33,opt,name=direction,proto3,enum=netpulse.flow.v1.Direction" json:"direction,omitempty"`
 	// The reverse half of an RFC 5103 biflow, emitted as its own record.
-	Reverse       bool               `protobuf:"varint,34,opt,name=reverse,proto3" json:"reverse,omitempty"`
-	Counters      *InterfaceCounters `protobuf:"bytes,40,opt,name=counters,proto3" json:"counters,omitempty"`
+	Reverse bool `protobuf:"varint,34,opt,name=reverse,proto3" json:"reverse,omitempty"`
+	// Set by the proxy. device_id is the registered device the exporter
+	// address belongs to (0: unregistered).
+	DeviceId uint64 `protobuf:"varint,35,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// The proxy kept one flow in resample_factor of this device to stay
+	// under its flow-rate limit. It is already included in sampling_rate
+	// when that is known; with an unknown sampling_rate it is the only
+	// scaling known.
+	ResampleFactor uint32 `protobuf:"varint,36,opt,name=resample_factor,json=resampleFactor,proto3" json:"resample_factor,omitempty"`
+	// Enrichment: whether each address is in the proxy's internal networks,
+	// reverse-DNS names, and GeoIP country (ISO 3166 alpha-2) where known.
+	SrcInternal   bool               `protobuf:"varint,37,opt,name=src_internal,json=srcInternal,proto3" json:"src_internal,omitempty"`
+	DstInternal   bool               `protobuf:"varint,38,opt,name=dst_internal,json=dstInternal,proto3" json:"dst_internal,omitempty"`
+	SrcHostname   string             `protobuf:"bytes,39,opt,name=src_hostname,json=srcHostname,proto3" json:"src_hostname,omitempty"`
+	DstHostname   string             `protobuf:"bytes,40,opt,name=dst_hostname,json=dstHostname,proto3" json:"dst_hostname,omitempty"`
+	SrcCountry    string             `protobuf:"bytes,41,opt,name=src_country,json=srcCountry,proto3" json:"src_country,omitempty"`
+	DstCountry    string             `protobuf:"bytes,42,opt,name=dst_country,json=dstCountry,proto3" json:"dst_country,omitempty"`
+	Counters      *InterfaceCounters `protobuf:"bytes,50,opt,name=counters,proto3" json:"counters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -502,9 +518,138 @@ func (x *Record) GetReverse() bool {
 	return false
 }
 
+func (x *Record) GetDeviceId() uint64 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *Record) GetResampleFactor() uint32 {
+	if x != nil {
+		return x.ResampleFactor
+	}
+	return 0
+}
+
+func (x *Record) GetSrcInternal() bool {
+	if x != nil {
+		return x.SrcInternal
+	}
+	return false
+}
+
+func (x *Record) GetDstInternal() bool {
+	if x != nil {
+		return x.DstInternal
+	}
+	return false
+}
+
+func (x *Record) GetSrcHostname() string {
+	if x != nil {
+		return x.SrcHostname
+	}
+	return ""
+}
+
+func (x *Record) GetDstHostname() string {
+	if x != nil {
+		return x.DstHostname
+	}
+	return ""
+}
+
+func (x *Record) GetSrcCountry() string {
+	if x != nil {
+		return x.SrcCountry
+	}
+	return ""
+}
+
+func (x *Record) GetDstCountry() string {
+	if x != nil {
+		return x.DstCountry
+	}
+	return ""
+}
+
 func (x *Record) GetCounters() *InterfaceCounters {
 	if x != nil {
 		return x.Counters
+	}
+	return nil
+}
+
+// Batch is what a proxy sends to a collector in one request (see
+// docs/wire-protocol.md). batch_id is unique per batch, so that a collector
+// acknowledges and drops a batch it already has (a retry after a lost
+// acknowledgement).
+type Batch struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	BatchId string                 `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	// The sending proxy's name.
+	Proxy         string    `protobuf:"bytes,2,opt,name=proxy,proto3" json:"proxy,omitempty"`
+	CreatedNs     int64     `protobuf:"varint,3,opt,name=created_ns,json=createdNs,proto3" json:"created_ns,omitempty"`
+	Records       []*Record `protobuf:"bytes,4,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Batch) Reset() {
+	*x = Batch{}
+	mi := &file_flow_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Batch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Batch) ProtoMessage() {}
+
+func (x *Batch) ProtoReflect() protoreflect.Message {
+	mi := &file_flow_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Batch.ProtoReflect.Descriptor instead.
+func (*Batch) Descriptor() ([]byte, []int) {
+	return file_flow_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Batch) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
+func (x *Batch) GetProxy() string {
+	if x != nil {
+		return x.Proxy
+	}
+	return ""
+}
+
+func (x *Batch) GetCreatedNs() int64 {
+	if x != nil {
+		return x.CreatedNs
+	}
+	return 0
+}
+
+func (x *Batch) GetRecords() []*Record {
+	if x != nil {
+		return x.Records
 	}
 	return nil
 }
@@ -541,7 +686,7 @@ type InterfaceCounters struct {
 
 func (x *InterfaceCounters) Reset() {
 	*x = InterfaceCounters{}
-	mi := &file_flow_proto_msgTypes[1]
+	mi := &file_flow_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -553,7 +698,7 @@ func (x *InterfaceCounters) String() string {
 func (*InterfaceCounters) ProtoMessage() {}
 
 func (x *InterfaceCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_flow_proto_msgTypes[1]
+	mi := &file_flow_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -566,7 +711,7 @@ func (x *InterfaceCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InterfaceCounters.ProtoReflect.Descriptor instead.
 func (*InterfaceCounters) Descriptor() ([]byte, []int) {
-	return file_flow_proto_rawDescGZIP(), []int{1}
+	return file_flow_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *InterfaceCounters) GetIfIndex() uint32 {
@@ -745,7 +890,7 @@ type EthernetCounters struct {
 
 func (x *EthernetCounters) Reset() {
 	*x = EthernetCounters{}
-	mi := &file_flow_proto_msgTypes[2]
+	mi := &file_flow_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +902,7 @@ func (x *EthernetCounters) String() string {
 func (*EthernetCounters) ProtoMessage() {}
 
 func (x *EthernetCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_flow_proto_msgTypes[2]
+	mi := &file_flow_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +915,7 @@ func (x *EthernetCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthernetCounters.ProtoReflect.Descriptor instead.
 func (*EthernetCounters) Descriptor() ([]byte, []int) {
-	return file_flow_proto_rawDescGZIP(), []int{2}
+	return file_flow_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *EthernetCounters) GetAlignmentErrors() uint32 {
@@ -869,7 +1014,8 @@ var File_flow_proto protoreflect.FileDescriptor
 const file_flow_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"flow.proto\x12\x10netpulse.flow.v1\"\xc5\b\n" +
+	"flow.proto\x12\x10netpulse.flow.v1\"\xd9\n" +
+	"\n" +
 	"\x06Record\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.netpulse.flow.v1.KindR\x04kind\x127\n" +
 	"\tflow_type\x18\x02 \x01(\x0e2\x1a.netpulse.flow.v1.FlowTypeR\bflowType\x12(\n" +
@@ -907,8 +1053,24 @@ const file_flow_proto_rawDesc = "" +
 	"\asrc_mac\x18\x1f \x01(\x04R\x06srcMac\x12\x17\n" +
 	"\adst_mac\x18  \x01(\x04R\x06dstMac\x129\n" +
 	"\tdirection\x18! \x01(\x0e2\x1b.netpulse.flow.v1.DirectionR\tdirection\x12\x18\n" +
-	"\areverse\x18\" \x01(\bR\areverse\x12?\n" +
-	"\bcounters\x18( \x01(\v2#.netpulse.flow.v1.InterfaceCountersR\bcounters\"\xae\x06\n" +
+	"\areverse\x18\" \x01(\bR\areverse\x12\x1b\n" +
+	"\tdevice_id\x18# \x01(\x04R\bdeviceId\x12'\n" +
+	"\x0fresample_factor\x18$ \x01(\rR\x0eresampleFactor\x12!\n" +
+	"\fsrc_internal\x18% \x01(\bR\vsrcInternal\x12!\n" +
+	"\fdst_internal\x18& \x01(\bR\vdstInternal\x12!\n" +
+	"\fsrc_hostname\x18' \x01(\tR\vsrcHostname\x12!\n" +
+	"\fdst_hostname\x18( \x01(\tR\vdstHostname\x12\x1f\n" +
+	"\vsrc_country\x18) \x01(\tR\n" +
+	"srcCountry\x12\x1f\n" +
+	"\vdst_country\x18* \x01(\tR\n" +
+	"dstCountry\x12?\n" +
+	"\bcounters\x182 \x01(\v2#.netpulse.flow.v1.InterfaceCountersR\bcounters\"\x8b\x01\n" +
+	"\x05Batch\x12\x19\n" +
+	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12\x14\n" +
+	"\x05proxy\x18\x02 \x01(\tR\x05proxy\x12\x1d\n" +
+	"\n" +
+	"created_ns\x18\x03 \x01(\x03R\tcreatedNs\x122\n" +
+	"\arecords\x18\x04 \x03(\v2\x18.netpulse.flow.v1.RecordR\arecords\"\xae\x06\n" +
 	"\x11InterfaceCounters\x12\x19\n" +
 	"\bif_index\x18\x01 \x01(\rR\aifIndex\x12\x17\n" +
 	"\aif_type\x18\x02 \x01(\rR\x06ifType\x12\x19\n" +
@@ -981,26 +1143,28 @@ func file_flow_proto_rawDescGZIP() []byte {
 }
 
 var file_flow_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_flow_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_flow_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_flow_proto_goTypes = []any{
 	(Kind)(0),                 // 0: netpulse.flow.v1.Kind
 	(FlowType)(0),             // 1: netpulse.flow.v1.FlowType
 	(Direction)(0),            // 2: netpulse.flow.v1.Direction
 	(*Record)(nil),            // 3: netpulse.flow.v1.Record
-	(*InterfaceCounters)(nil), // 4: netpulse.flow.v1.InterfaceCounters
-	(*EthernetCounters)(nil),  // 5: netpulse.flow.v1.EthernetCounters
+	(*Batch)(nil),             // 4: netpulse.flow.v1.Batch
+	(*InterfaceCounters)(nil), // 5: netpulse.flow.v1.InterfaceCounters
+	(*EthernetCounters)(nil),  // 6: netpulse.flow.v1.EthernetCounters
 }
 var file_flow_proto_depIdxs = []int32{
 	0, // 0: netpulse.flow.v1.Record.kind:type_name -> netpulse.flow.v1.Kind
 	1, // 1: netpulse.flow.v1.Record.flow_type:type_name -> netpulse.flow.v1.FlowType
 	2, // 2: netpulse.flow.v1.Record.direction:type_name -> netpulse.flow.v1.Direction
-	4, // 3: netpulse.flow.v1.Record.counters:type_name -> netpulse.flow.v1.InterfaceCounters
-	5, // 4: netpulse.flow.v1.InterfaceCounters.ethernet:type_name -> netpulse.flow.v1.EthernetCounters
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	5, // 3: netpulse.flow.v1.Record.counters:type_name -> netpulse.flow.v1.InterfaceCounters
+	3, // 4: netpulse.flow.v1.Batch.records:type_name -> netpulse.flow.v1.Record
+	6, // 5: netpulse.flow.v1.InterfaceCounters.ethernet:type_name -> netpulse.flow.v1.EthernetCounters
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_flow_proto_init() }
@@ -1014,7 +1178,7 @@ func file_flow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flow_proto_rawDesc), len(file_flow_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
