@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // TSVHeader is the header line of the tab-separated form: the columns
@@ -117,7 +118,38 @@ func (w *jsonWriter) key(k string) {
 
 func (w *jsonWriter) str(k, v string) {
 	w.key(k)
-	w.b = strconv.AppendQuote(w.b, v)
+	w.b = appendJSONString(w.b, v)
+}
+
+// appendJSONString quotes s as a JSON string. Hostnames come from the
+// network, so control characters and invalid UTF-8 are escaped or
+// replaced rather than trusted (strconv.Quote's \x escapes are not JSON).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b = append(b, "\\ufffd"...)
+		} else {
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(b, '"')
 }
 
 func (w *jsonWriter) num(k string, v uint64) {

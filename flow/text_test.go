@@ -33,6 +33,7 @@ func TestAppendJSONValid(t *testing.T) {
 	for _, r := range []Record{
 		{Kind: KindFlow, Type: TypeNetFlowV5, SrcMAC: MAC{1}, Reverse: true, Direction: DirectionIngress},
 		{Kind: KindCounters, Type: TypeSFlowV5, Counters: Counters{HasEthernet: true}},
+		{Kind: KindFlow, Type: TypeIPFIX, SrcHostname: "a\"b\\c\x01\x7f\xff.example", DstHostname: "ünï.example"},
 	} {
 		b := AppendJSON(nil, &r)
 		var m map[string]any
@@ -41,6 +42,9 @@ func TestAppendJSONValid(t *testing.T) {
 		}
 		if m["kind"] != r.Kind.String() {
 			t.Errorf("kind %v", m["kind"])
+		}
+		if r.DstHostname != "" && m["dst_hostname"] != r.DstHostname {
+			t.Errorf("dst_hostname %q", m["dst_hostname"])
 		}
 	}
 }
