@@ -11,6 +11,7 @@ package sink
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/netpulse/netpulse/flow"
 )
@@ -25,7 +26,8 @@ type Sink interface {
 	// Write hands over records. The sink copies what it keeps: recs may be
 	// reused once Write returns. It returns how many it accepted, from
 	// the front of recs; the rest were refused because its queue is full.
-	// Write must not block on the network.
+	// Write must not block on the network, and is safe for concurrent
+	// use: every receive worker calls it.
 	Write(recs []flow.Record) (accepted int)
 	// Stop flushes what is queued (to the network, or to disk for sinks
 	// that spool) until ctx is done, then releases everything.
@@ -58,7 +60,7 @@ type Stats struct {
 }
 
 // Null discards every record: the sink for benchmarks.
-type Null struct{ accepted uint64 }
+type Null struct{ accepted atomic.Uint64 }
 
 // Name returns "null".
 func (*Null) Name() string { return "null" }
@@ -68,7 +70,7 @@ func (*Null) Start(context.Context) error { return nil }
 
 // Write accepts and discards everything.
 func (n *Null) Write(recs []flow.Record) int {
-	n.accepted += uint64(len(recs))
+	n.accepted.Add(uint64(len(recs)))
 	return len(recs)
 }
 
@@ -76,4 +78,7 @@ func (n *Null) Write(recs []flow.Record) int {
 func (*Null) Stop(context.Context) error { return nil }
 
 // Stats reports what was discarded as delivered.
-func (n *Null) Stats() Stats { return Stats{Accepted: n.accepted, Delivered: n.accepted, Up: true} }
+func (n *Null) Stats() Stats {
+	a := n.accepted.Load()
+	return Stats{Accepted: a, Delivered: a, Up: true}
+}
