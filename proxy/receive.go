@@ -1,0 +1,269 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// maxDatagram is the largest UDP payload.
+const maxDatagram = 65535
+
+// batchMsgs is how many datagrams one recvmmsg call reads at most.
+const batchMsgs = 64
+
+// arenaSize is the byte capacity of one datagram batch handed from a
+// reader to its decode worker. Datagrams are copied into it compactly, so
+// a queue of batches costs at most (queue length × arenaSize) bytes
+// whatever the overload.
+const arenaSize = 256 << 10
+
+// datagram is one received datagram inside a batch's arena.
+type datagram struct {
+	src      netip.AddrPort
+	received time.Time
+	off, n   int
+}
+
+// batch is a group of datagrams read together.
+type batch struct {
+	arena []byte
+	dgs   []datagram
+}
+
+func (b *batch) payload(i int) []byte { d := b.dgs[i]; return b.arena[d.off : d.off+d.n] }
+
+// listen opens one UDP socket with SO_REUSEPORT, so that several sockets
+// share the port and the kernel spreads exporters across them, and sets
+// the receive buffer. As root it uses SO_RCVBUFFORCE, which ignores
+// net.core.rmem_max; otherwise the kernel caps the size at rmem_max.
+func listen(ctx context.Context, addr string, rcvbuf int) (*net.UDPConn, int, error) {
+	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			if serr == nil && rcvbuf > 0 {
+				if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf) != nil {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		return nil, 0, err
+	}
+	conn := pc.(*net.UDPConn)
+	got := 0
+	if raw, err := conn.SyscallConn(); err == nil {
+		raw.Control(func(fd uintptr) {
+			got, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+		})
+	}
+	return conn, got, nil
+}
+
+// batchReader reads datagrams with recvmmsg through golang.org/x/net.
+type batchReader interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+func newBatchReader(conn *net.UDPConn) batchReader {
+	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() != nil {
+		return ipv4.NewPacketConn(conn)
+	}
+	return ipv6BatchReader{ipv6.NewPacketConn(conn)}
+}
+
+type ipv6BatchReader struct{ *ipv6.PacketConn }
+
+func (r ipv6BatchReader) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
+	return r.PacketConn.ReadBatch(ms, flags)
+}
+
+// reader owns one socket: it reads batches of datagrams and hands them to
+// its worker through a bounded queue. It never waits for the worker: when
+// the queue is full the batch is dropped and counted per device.
+type reader struct {
+	conn  *net.UDPConn
+	br    batchReader
+	queue chan *batch
+	free  chan *batch
+	now   func() time.Time
+	// dropped is called for each datagram dropped because the queue was
+	// full.
+	dropped func(src netip.AddrPort, n int)
+	// received is called for each datagram read, before queueing.
+	received func(src netip.AddrPort, n int)
+	// highwater records the queue length seen at each enqueue.
+	highwater func(src netip.AddrPort, depth int)
+	// tee, when set, gets every datagram as read.
+	tee func(src netip.AddrPort, payload []byte)
+}
+
+func newReader(conn *net.UDPConn, queueLen int) *reader {
+	r := &reader{
+		conn:  conn,
+		br:    newBatchReader(conn),
+		queue: make(chan *batch, queueLen),
+		// One batch more than the queue holds is being filled, one is
+		// being decoded: the memory bound is (queueLen+2) arenas.
+		free: make(chan *batch, queueLen+2),
+	}
+	for i := 0; i < queueLen+2; i++ {
+		r.free <- &batch{arena: make([]byte, arenaSize), dgs: make([]datagram, 0, batchMsgs*4)}
+	}
+	return r
+}
+
+// run reads until the socket is closed.
+func (r *reader) run() error {
+	bufs := make([][]byte, batchMsgs)
+	msgs := make([]ipv4.Message, batchMsgs)
+	for i := range msgs {
+		bufs[i] = make([]byte, maxDatagram)
+		msgs[i].Buffers = [][]byte{bufs[i]}
+	}
+	var cur *batch
+	for {
+		n, err := r.br.ReadBatch(msgs, 0)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				if cur != nil {
+					r.push(cur)
+				}
+				close(r.queue)
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			close(r.queue)
+			return fmt.Errorf("proxy: read: %w", err)
+		}
+		now := r.now()
+		for i := 0; i < n; i++ {
+			m := &msgs[i]
+			src := addrPort(m.Addr)
+			payload := bufs[i][:m.N]
+			if r.received != nil {
+				r.received(src, m.N)
+			}
+			if r.tee != nil {
+				r.tee(src, payload)
+			}
+			if cur == nil {
+				cur = r.take()
+			}
+			if cur != nil && len(cur.arena)-arenaUsed(cur) < m.N {
+				r.push(cur)
+				cur = r.take()
+			}
+			if cur == nil {
+				// Every arena is queued or in use: the worker is behind.
+				if r.dropped != nil {
+					r.dropped(src, 1)
+				}
+				continue
+			}
+			off := arenaUsed(cur)
+			copy(cur.arena[off:], payload)
+			cur.dgs = append(cur.dgs, datagram{src: src, received: now, off: off, n: m.N})
+		}
+		// Hand over what was read at once: latency matters more than
+		// fuller batches.
+		if cur != nil && len(cur.dgs) > 0 {
+			r.push(cur)
+			cur = nil
+		}
+	}
+}
+
+func arenaUsed(b *batch) int {
+	if len(b.dgs) == 0 {
+		return 0
+	}
+	d := b.dgs[len(b.dgs)-1]
+	return d.off + d.n
+}
+
+// take returns a free batch, or nil when there is none.
+func (r *reader) take() *batch {
+	select {
+	case b := <-r.free:
+		b.dgs = b.dgs[:0]
+		return b
+	default:
+		return nil
+	}
+}
+
+// push queues b for the worker, or drops it when the queue is full.
+func (r *reader) push(b *batch) {
+	// The worker owns b once it is queued: record the depth first.
+	if r.highwater != nil {
+		depth := len(r.queue) + 1
+		for _, d := range b.dgs {
+			r.highwater(d.src, depth)
+		}
+	}
+	select {
+	case r.queue <- b:
+	default:
+		if r.dropped != nil {
+			for _, d := range b.dgs {
+				r.dropped(d.src, 1)
+			}
+		}
+		r.release(b)
+	}
+}
+
+// release returns a decoded batch to the free list.
+func (r *reader) release(b *batch) {
+	b.dgs = b.dgs[:0]
+	r.free <- b
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if u, ok := a.(*net.UDPAddr); ok {
+		ip, _ := netip.AddrFromSlice(u.IP)
+		return netip.AddrPortFrom(ip.Unmap(), uint16(u.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// sockets opens n SO_REUSEPORT sockets on addr.
+func sockets(ctx context.Context, addr string, n, rcvbuf int) ([]*net.UDPConn, int, error) {
+	var conns []*net.UDPConn
+	got := 0
+	for i := 0; i < n; i++ {
+		c, g, err := listen(ctx, addr, rcvbuf)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, 0, fmt.Errorf("proxy: listen %s: %w", addr, err)
+		}
+		if i == 0 && addr != "" {
+			// Port 0: the other sockets must join the port the first got.
+			addr = c.LocalAddr().String()
+		}
+		conns = append(conns, c)
+		got = g
+	}
+	return conns, got, nil
+}
