@@ -17,17 +17,20 @@ import (
 
 	"github.com/netpulse/netpulse/decoder"
 	"github.com/netpulse/netpulse/logging"
+	"github.com/netpulse/netpulse/proxy"
 )
 
 // Config is the whole configuration file. Each component has a section.
 type Config struct {
 	Log     logging.Config `yaml:"log"`
 	Decoder decoder.Config `yaml:"decoder"`
+	// Proxy is `netpulse proxy`; its flags override it.
+	Proxy proxy.Settings `yaml:"proxy"`
 }
 
 // Default returns the configuration used when a key is absent.
 func Default() Config {
-	return Config{Log: logging.DefaultConfig(), Decoder: decoder.DefaultConfig()}
+	return Config{Log: logging.DefaultConfig(), Decoder: decoder.DefaultConfig(), Proxy: proxy.DefaultSettings()}
 }
 
 // Parse reads a configuration over the defaults and validates it.
@@ -61,6 +64,11 @@ func Load(path string) (Config, error) {
 func (c *Config) Validate() error {
 	if err := c.Log.Validate(); err != nil {
 		return err
+	}
+	// The proxy's own checks, less "no sink": a file may configure the
+	// proxy's sinks on the command line, or not the proxy at all.
+	if err := c.Proxy.Config.Validate(); err != nil {
+		return fmt.Errorf("proxy.%w", err)
 	}
 	nf := c.Decoder.NetFlow
 	for _, v := range []struct {

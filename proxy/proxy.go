@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -72,8 +73,9 @@ type Config struct {
 	Tee []string `yaml:"tee"`
 	// Enrich configures -my_network, -dns and GeoIP.
 	Enrich enrich.Config `yaml:"enrich"`
-	// Decoder bounds template and held-data memory.
-	Decoder decoder.Config `yaml:"decoder"`
+	// Decoder bounds template and held-data memory; it is the file's
+	// top-level decoder section.
+	Decoder decoder.Config `yaml:"-"`
 }
 
 // DefaultConfig returns kproxy's defaults where it has them.
@@ -523,13 +525,13 @@ func (w *worker) emit(r *flow.Record) {
 			}
 			if factor > 1 {
 				r.ResampleFactor = factor
-				r.SamplingRate *= factor
+				r.SamplingRate = mulSat(r.SamplingRate, factor)
 			}
 		}
 	}
 	r.DeviceID = w.dev.ID
 	if r.SamplingRate == 0 && w.dev.SampleRate > 0 {
-		r.SamplingRate = w.dev.SampleRate * max(r.ResampleFactor, 1)
+		r.SamplingRate = mulSat(w.dev.SampleRate, max(r.ResampleFactor, 1))
 	}
 	p.enr.Apply(r)
 	w.out = append(w.out, *r)
@@ -639,4 +641,15 @@ func (t *tee) close() {
 	if t.conn != nil {
 		t.conn.Close()
 	}
+}
+
+func loadDevices(path string) (*device.Set, error) { return device.LoadFile(path) }
+
+// mulSat multiplies sampling rates, saturating at the largest uint32: a
+// rate of four billion already means "almost nothing kept".
+func mulSat(a, b uint32) uint32 {
+	if p := uint64(a) * uint64(b); p <= math.MaxUint32 {
+		return uint32(p)
+	}
+	return math.MaxUint32
 }

@@ -28,13 +28,16 @@ Usage:
   netpulse config defaults       print the default configuration
   netpulse version               print the version
 
+  netpulse proxy [-config FILE] [kproxy-style flags]
+                                 receive flow from routers and forward it (see -h)
+
 Not built yet (they exit with status 2 and do nothing):
-  run, proxy, collector, monitor, ifwatch, tcpstats, probe
+  run, collector, monitor, ifwatch, tcpstats, probe
 `
 
 // notBuilt are the subcommands of the product design that do not exist yet.
 var notBuilt = map[string]bool{
-	"run": true, "proxy": true, "collector": true, "monitor": true,
+	"run": true, "collector": true, "monitor": true,
 	"ifwatch": true, "tcpstats": true, "probe": true,
 }
 
@@ -51,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case cmd == "decode":
 		return cmdDecode(rest, stdout, stderr)
+	case cmd == "proxy":
+		return cmdProxy(rest, stderr)
 	case cmd == "config":
 		return cmdConfig(rest, stdout, stderr)
 	case cmd == "version" || cmd == "-v" || cmd == "--version":
