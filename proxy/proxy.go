@@ -171,6 +171,7 @@ type Proxy struct {
 	rcvbuf  int
 
 	datagrams, flowsIn, flowsOut atomic.Uint64
+	countersOut                  atomic.Uint64
 	dropped                      [5]atomic.Uint64
 	droppedDatagrams             atomic.Uint64
 	teeErrors                    atomic.Uint64
@@ -556,6 +557,11 @@ func (w *worker) flush() {
 		forwarded = min(forwarded, n)
 	}
 	now := p.now()
+	for i := range w.out[:forwarded] {
+		if w.out[i].Kind == flow.KindCounters {
+			p.countersOut.Add(1)
+		}
+	}
 	w.countRuns(w.out[:forwarded], func(ds *deviceStats, k uint64) {
 		p.flowsOut.Add(k)
 		ds.flowsOut.Add(k)

@@ -61,7 +61,11 @@ func NewService(set Settings, log *slog.Logger) (*Service, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(p.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	hc := health.DefaultConfig()
-	hc.Listen = net.JoinHostPort(set.Healthcheck, strconv.Itoa(set.Port+1))
+	hport := set.Port + 1
+	if set.Port == 0 {
+		hport = 0 // an ephemeral flow port (tests): any free health port
+	}
+	hc.Listen = net.JoinHostPort(set.Healthcheck, strconv.Itoa(hport))
 	hs, err := health.New(hc, health.Deps{Status: p.Status, Ready: p.Ready, Gatherer: reg, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
