@@ -49,6 +49,10 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./decoder/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config/
 	$(GO) test -run XXX -fuzz FuzzReader -fuzztime $(FUZZTIME) ./capture/
+	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./device/
+	$(GO) test -run XXX -fuzz FuzzDecodeBatch -fuzztime $(FUZZTIME) ./wire/
+	$(GO) test -run XXX -fuzz FuzzParseText -fuzztime $(FUZZTIME) ./health/
+	$(GO) test -run XXX -fuzz FuzzFlags -fuzztime $(FUZZTIME) ./proxy/
 
 # Regenerate the real-exporter captures (root; needs softflowd, pmacct,
 # fprobe, tcpreplay, dumpcap). Not part of `make test`.
