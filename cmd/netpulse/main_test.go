@@ -1,0 +1,46 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSubcommands(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("log:\n  levle: debug\n"), 0o644)
+	good := filepath.Join(t.TempDir(), "good.yaml")
+	os.WriteFile(good, []byte("log:\n  level: debug\nproxy:\n  port: 2055\n"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"version"}, 0, "netpulse "},
+		{[]string{"collector"}, 2, "not built yet"},
+		{[]string{"tcpstats"}, 2, "not built yet"},
+		{[]string{"nosuch"}, 2, "unknown command"},
+		{[]string{"config", "check", bad}, 1, "unknown key levle"},
+		{[]string{"config", "check", good}, 0, "ok"},
+		{[]string{"config", "defaults"}, 0, "hold_time"},
+		{[]string{"decode"}, 2, "usage"},
+		{[]string{"decode", "--format", "tsv", filepath.Join("..", "..", "testdata", "captures", "pmacct-v5.pcap")}, 0, "exporter\tdomain"},
+		{[]string{"proxy", "-port", "2055"}, 2, "no sink"},
+		{[]string{"proxy", "-null", "extra"}, 2, "unexpected argument"},
+	} {
+		var out, errs bytes.Buffer
+		code := run(tc.args, &out, &errs)
+		if code != tc.code || !strings.Contains(out.String()+errs.String(), tc.out) {
+			t.Errorf("%v: exit %d, output %q; want %d and %q", tc.args, code, out.String()+errs.String(), tc.code, tc.out)
+		}
+	}
+}
+
+func TestConfigArgs(t *testing.T) {
+	got := configArgs([]string{"-port", "1", "-config", "a.yaml", "--config=b.yaml", "-null"})
+	if strings.Join(got, " ") != "-config a.yaml --config=b.yaml" {
+		t.Errorf("got %v", got)
+	}
+}
