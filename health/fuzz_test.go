@@ -118,7 +118,7 @@ func TestRoundTrip(t *testing.T) {
 // domain (years 0 to 9999), and checks the round trip.
 func FuzzRoundTrip(f *testing.F) {
 	f.Add("", "edge-1", "collector:20012", "ipfix", uint64(1), uint64(0), 1.5, 2.25, int64(1e15), []byte{192, 0, 2, 1}, 3, "v1")
-	f.Add("bad\nthing", "a b:7", "(", "..", uint64(0), uint64(9), math.NaN(), -0.0, int64(-1), []byte{}, -1, "")
+	f.Add("bad\nthing", "a b:7", "(", "..", uint64(0), uint64(9), math.NaN(), math.Copysign(0, -1), int64(-1), []byte{}, -1, "")
 	f.Fuzz(func(t *testing.T, problem, name, target, flowType string, id, tag uint64, in, out float64, at int64, addr []byte, hw int, version string) {
 		lo := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
 		hi := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).UnixMicro()
