@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/netpulse/netpulse/capture"
 	"github.com/netpulse/netpulse/decoder"
+	"github.com/netpulse/netpulse/device"
 	"github.com/netpulse/netpulse/flow"
 	"github.com/netpulse/netpulse/flow/flowpb"
 	"github.com/netpulse/netpulse/wire/wiretest"
@@ -255,5 +258,44 @@ func TestOutage(t *testing.T) {
 	sameKeys(t, got, want)
 	if srv.Repeats() != 0 {
 		t.Errorf("%d batches stored twice", srv.Repeats())
+	}
+}
+
+// TestDevicesFromAPI: the proxy pulls its devices from a collector's
+// device API, and a restart while the collector is away uses the cache.
+func TestDevicesFromAPI(t *testing.T) {
+	set0, err := device.NewSet([]device.Device{{ID: 11, Name: "api-router", IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := device.NewHandler(device.HandlerConfig{Read: device.TokenAuth("tok")}, device.NewMemStore(set0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(h)
+	t.Setenv("NETPULSE_API_TOKEN", "tok")
+	set := DefaultSettings()
+	set.Config = testConfig()
+	set.DataDir = t.TempDir()
+	set.Sinks.Null = true
+	set.DevicesAPI.URL = api.URL
+	set.DevicesAPI.AllowInsecureLoopback = true
+	dgs, _ := capture.ReadAllUDP(filepath.Join("..", "testdata", "captures", "softflowd-v5.pcap"))
+
+	for round, up := range []bool{true, false} {
+		if !up {
+			api.Close()
+		}
+		s := startService(t, set)
+		replay(t, dgs, s.Proxy.Addr())
+		waitFor(t, "flows of device 11", func() bool {
+			ds := s.Proxy.stats.lookup(11)
+			return ds != nil && ds.flowsIn.Load() == 417
+		})
+		st := s.Proxy.Status()
+		if len(st.Devices) != 1 || st.Devices[0].Name != "api-router" {
+			t.Errorf("round %d: status devices %+v", round, st.Devices)
+		}
+		s.Stop(context.Background())
 	}
 }

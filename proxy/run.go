@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/netpulse/netpulse/device"
 	"github.com/netpulse/netpulse/health"
 	"github.com/netpulse/netpulse/ratelimit"
 	"github.com/netpulse/netpulse/sink"
@@ -28,6 +29,8 @@ import (
 type Service struct {
 	Proxy  *Proxy
 	Health *health.Server
+	// Puller pulls the devices from a collector, when configured.
+	Puller *device.Puller
 	set    Settings
 	log    *slog.Logger
 	reg    *prometheus.Registry
@@ -54,24 +57,42 @@ func NewService(set Settings, log *slog.Logger) (*Service, error) {
 		}
 		limiter = l
 	}
-	p, err := New(set.Config, Deps{Log: log, Sinks: sinks, Limiter: limiter})
+	var reg *device.Registry
+	var puller *device.Puller
+	if set.DevicesAPI.URL != "" {
+		pc := set.DevicesAPI
+		if pc.Token, err = set.Sinks.Token(); err != nil {
+			return nil, fmt.Errorf("proxy: devices api: %w", err)
+		}
+		if pc.CAFile == "" {
+			pc.CAFile, pc.CertFile, pc.KeyFile = set.Sinks.Collector.CAFile, set.Sinks.Collector.CertFile, set.Sinks.Collector.KeyFile
+		}
+		if pc.CacheFile == "" && set.DataDir != "" {
+			pc.CacheFile = filepath.Join(set.DataDir, "devices.json")
+		}
+		reg = device.NewRegistry(nil)
+		if puller, err = device.NewPuller(pc, reg, log); err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+	}
+	p, err := New(set.Config, Deps{Log: log, Sinks: sinks, Limiter: limiter, Registry: reg})
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(p.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(p.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	hc := health.DefaultConfig()
 	hport := set.Port + 1
 	if set.Port == 0 {
 		hport = 0 // an ephemeral flow port (tests): any free health port
 	}
 	hc.Listen = net.JoinHostPort(set.Healthcheck, strconv.Itoa(hport))
-	hs, err := health.New(hc, health.Deps{Status: p.Status, Ready: p.Ready, Gatherer: reg, Log: log})
+	hs, err := health.New(hc, health.Deps{Status: p.Status, Ready: p.Ready, Gatherer: promReg, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	reg.MustRegister(hs)
-	return &Service{Proxy: p, Health: hs, set: set, log: log, reg: reg, done: make(chan struct{})}, nil
+	promReg.MustRegister(hs)
+	return &Service{Proxy: p, Health: hs, Puller: puller, set: set, log: log, reg: promReg, done: make(chan struct{})}, nil
 }
 
 func buildSinks(set Settings, log *slog.Logger) ([]sink.Sink, error) {
@@ -120,6 +141,13 @@ func buildSinks(set Settings, log *slog.Logger) ([]sink.Sink, error) {
 
 // Start starts the proxy, then the health check, then the checkpoint.
 func (s *Service) Start(ctx context.Context) error {
+	if s.Puller != nil {
+		// A cached list is in place at once; a first fetch is waited for
+		// only when there is no cache.
+		if err := s.Puller.Start(ctx); err != nil {
+			return err
+		}
+	}
 	if err := s.Proxy.Start(ctx); err != nil {
 		return err
 	}
@@ -144,11 +172,21 @@ func (s *Service) Stop(ctx context.Context) error {
 		s.cancel()
 		<-s.done
 	}
-	return errors.Join(s.Health.Stop(ctx), s.Proxy.Stop(ctx))
+	err := errors.Join(s.Health.Stop(ctx), s.Proxy.Stop(ctx))
+	if s.Puller != nil {
+		err = errors.Join(err, s.Puller.Stop(ctx))
+	}
+	return err
 }
 
-// Reload re-reads the device file (SIGHUP).
+// Reload re-reads the device file, or fetches the list from the
+// collector now (SIGHUP).
 func (s *Service) Reload() error {
+	if s.Puller != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return s.Puller.Refresh(ctx)
+	}
 	if s.set.Devices == "" {
 		return nil
 	}

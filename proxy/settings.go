@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netpulse/netpulse/device"
 	"github.com/netpulse/netpulse/enrich"
 	"github.com/netpulse/netpulse/sink/collector"
 	"github.com/netpulse/netpulse/sink/jsonl"
@@ -26,6 +27,10 @@ type Settings struct {
 	Metrics string `yaml:"metrics"`
 	// Sinks are where records go; any number at once.
 	Sinks SinkSettings `yaml:"sinks"`
+	// DevicesAPI pulls the device list from a collector (kproxy -api)
+	// instead of a local file; the token is the collector token. Its
+	// cache file defaults to data_dir/devices.json.
+	DevicesAPI device.PullerConfig `yaml:"devices_api"`
 }
 
 // SinkSettings configures the sinks. A sink is on when its key setting is
@@ -48,7 +53,7 @@ type SinkSettings struct {
 func DefaultSettings() Settings {
 	return Settings{Config: DefaultConfig(), Sinks: SinkSettings{
 		Collector: collector.DefaultConfig(), Kafka: kafka.DefaultConfig(), JSONL: jsonl.DefaultConfig(),
-	}}
+	}, DevicesAPI: device.DefaultPullerConfig()}
 }
 
 // Validate checks the settings.
@@ -58,6 +63,9 @@ func (s *Settings) Validate() error {
 	}
 	if _, err := parseMetrics(s.Metrics); err != nil {
 		return err
+	}
+	if s.DevicesAPI.URL != "" && s.Devices != "" {
+		return errors.New("devices and api: give one source of devices, the file or the collector's API")
 	}
 	k := s.Sinks
 	if k.Collector.URL == "" && len(k.Kafka.Brokers) == 0 && k.JSONL.Path == "" && !k.Null {
@@ -122,6 +130,7 @@ func (s *Settings) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Queue, "queue", c.Queue, "datagram batches queued per socket before dropping")
 	fs.StringVar(&c.Name, "name", c.Name, "this proxy's name, as the collector shows it")
 	fs.StringVar(&c.Devices, "devices", c.Devices, "YAML device file")
+	fs.StringVar(&s.DevicesAPI.URL, "api", s.DevicesAPI.URL, "pull devices from this collector, https://host:port (instead of -devices)")
 	fs.BoolVar(&c.AcceptUnregistered, "accept_unregistered", c.AcceptUnregistered, "make a device of every unregistered source")
 	fs.Var((*idList)(&c.BootstrapDevices), "bootstrap_devices", "comma-separated device ids to list before they send flow")
 	fs.StringVar(&c.DataDir, "data_dir", c.DataDir, "directory for templates, device cache and spool")
