@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/netpulse/netpulse/internal/tlsutil"
 )
 
 // PullerConfig configures a Puller. The zero value of a field means its
@@ -121,7 +122,7 @@ func (c PullerConfig) endpoint() (string, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !c.AllowInsecureLoopback || !isLoopback(u.Hostname()) {
+		if !c.AllowInsecureLoopback || !tlsutil.IsLoopback(u.Hostname()) {
 			return "", fmt.Errorf("devices_api.url: %q: plain http is allowed only to a loopback host with allow_insecure_loopback: use https", c.URL)
 		}
 	default:
@@ -136,38 +137,8 @@ func (c PullerConfig) endpoint() (string, error) {
 	return u.String(), nil
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 func (c PullerConfig) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("devices_api.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("devices_api.ca_file: %s: no PEM certificate found", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if (c.CertFile == "") != (c.KeyFile == "") {
-		return nil, errors.New("devices_api.cert_file and devices_api.key_file: set both for mutual TLS, or neither")
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("devices_api.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return tlsutil.ClientConfig("devices_api", c.CAFile, c.CertFile, c.KeyFile)
 }
 
 // PullerStats are a Puller's counters since NewPuller.

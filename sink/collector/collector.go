@@ -21,7 +21,6 @@ package collector
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +32,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/netpulse/netpulse/internal/tlsutil"
 
 	"github.com/netpulse/netpulse/flow"
 	"github.com/netpulse/netpulse/flow/flowpb"
@@ -147,7 +148,7 @@ func (c Config) endpoint() (string, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !c.AllowInsecureLoopback || !isLoopback(u.Hostname()) {
+		if !c.AllowInsecureLoopback || !tlsutil.IsLoopback(u.Hostname()) {
 			return "", fmt.Errorf("collector.url: %q: plain http is allowed only to a loopback host with allow_insecure_loopback: use https", c.URL)
 		}
 	default:
@@ -159,38 +160,8 @@ func (c Config) endpoint() (string, error) {
 	return u.String(), nil
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 func (c Config) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("collector.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("collector.ca_file: %s: no PEM certificate found", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if (c.CertFile == "") != (c.KeyFile == "") {
-		return nil, errors.New("collector.cert_file and collector.key_file: set both for mutual TLS, or neither")
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("collector.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return tlsutil.ClientConfig("collector", c.CAFile, c.CertFile, c.KeyFile)
 }
 
 // batch is one encoded batch on its way.

@@ -16,16 +16,15 @@ package kafka
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/netpulse/netpulse/internal/tlsutil"
 
 	"github.com/netpulse/netpulse/flow"
 	"github.com/netpulse/netpulse/sink"
@@ -135,26 +134,9 @@ func (c Config) options() ([]kgo.Opt, error) {
 		opts = append(opts, kgo.RecordDeliveryTimeout(c.DeliveryTimeout))
 	}
 	if c.TLS || c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if c.CAFile != "" {
-			pem, err := os.ReadFile(c.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("kafka.ca_file: %w", err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("kafka.ca_file: %s: no PEM certificate found", c.CAFile)
-			}
-		}
-		if (c.CertFile == "") != (c.KeyFile == "") {
-			return nil, errors.New("kafka.cert_file and kafka.key_file: set both for mutual TLS, or neither")
-		}
-		if c.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("kafka.cert_file/key_file: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
+		tc, err := tlsutil.ClientConfig("kafka", c.CAFile, c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, err
 		}
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}

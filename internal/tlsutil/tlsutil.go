@@ -1,0 +1,52 @@
+// Package tlsutil builds the TLS client settings every netpulse client
+// shares (collector sink, device puller, Kafka sink) from PEM files, with
+// errors that name the configuration keys.
+package tlsutil
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+)
+
+// ClientConfig returns a TLS 1.2+ client configuration trusting the CAs in
+// caFile (the system's roots when empty) and presenting the certificate in
+// certFile/keyFile for mutual TLS (both or neither). section prefixes the
+// keys in error messages, e.g. "collector" gives "collector.ca_file".
+func ClientConfig(section, caFile, certFile, keyFile string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.ca_file: %w", section, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s.ca_file: %s: no PEM certificate found", section, caFile)
+		}
+		tc.RootCAs = pool
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, fmt.Errorf("%s.cert_file and %s.key_file: set both for mutual TLS, or neither", section, section)
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.cert_file/key_file: %w", section, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// IsLoopback reports whether a URL host is this machine: plain HTTP is
+// allowed only there.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
