@@ -17,6 +17,7 @@ import (
 
 	"github.com/netpulse/netpulse/decoder"
 	"github.com/netpulse/netpulse/logging"
+	"github.com/netpulse/netpulse/monitor"
 	"github.com/netpulse/netpulse/proxy"
 )
 
@@ -26,11 +27,13 @@ type Config struct {
 	Decoder decoder.Config `yaml:"decoder"`
 	// Proxy is `netpulse proxy`; its flags override it.
 	Proxy proxy.Settings `yaml:"proxy"`
+	// Monitor is `netpulse monitor` (docs/monitor.md).
+	Monitor monitor.Config `yaml:"monitor"`
 }
 
 // Default returns the configuration used when a key is absent.
 func Default() Config {
-	return Config{Log: logging.DefaultConfig(), Decoder: decoder.DefaultConfig(), Proxy: proxy.DefaultSettings()}
+	return Config{Log: logging.DefaultConfig(), Decoder: decoder.DefaultConfig(), Proxy: proxy.DefaultSettings(), Monitor: monitor.DefaultConfig()}
 }
 
 // Parse reads a configuration over the defaults and validates it.
@@ -69,6 +72,12 @@ func (c *Config) Validate() error {
 	// proxy's sinks on the command line, or not the proxy at all.
 	if err := c.Proxy.Config.Validate(); err != nil {
 		return fmt.Errorf("proxy.%w", err)
+	}
+	// A file without monitor targets configures something else.
+	if len(c.Monitor.Targets) > 0 {
+		if err := c.Monitor.Validate(); err != nil {
+			return err
+		}
 	}
 	nf := c.Decoder.NetFlow
 	for _, v := range []struct {

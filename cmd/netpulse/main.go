@@ -31,13 +31,16 @@ Usage:
   netpulse proxy [-config FILE] [kproxy-style flags]
                                  receive flow from routers and forward it (see -h)
 
+  netpulse monitor -config FILE [-check] [-once]
+                                 poll proxies' health checks; metrics, push, alerts
+
 Not built yet (they exit with status 2 and do nothing):
-  run, collector, monitor, ifwatch, tcpstats, probe
+  run, collector, ifwatch, tcpstats, probe
 `
 
 // notBuilt are the subcommands of the product design that do not exist yet.
 var notBuilt = map[string]bool{
-	"run": true, "collector": true, "monitor": true,
+	"run": true, "collector": true,
 	"ifwatch": true, "tcpstats": true, "probe": true,
 }
 
@@ -54,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case cmd == "decode":
 		return cmdDecode(rest, stdout, stderr)
+	case cmd == "monitor":
+		return cmdMonitor(rest, stdout, stderr)
 	case cmd == "proxy":
 		return cmdProxy(rest, stderr)
 	case cmd == "config":

@@ -21,6 +21,8 @@ func TestSubcommands(t *testing.T) {
 		{[]string{"version"}, 0, "netpulse "},
 		{[]string{"collector"}, 2, "not built yet"},
 		{[]string{"tcpstats"}, 2, "not built yet"},
+		{[]string{"monitor"}, 2, "usage: netpulse monitor"},
+		{[]string{"monitor", "-config", good}, 2, "no monitor: section"},
 		{[]string{"nosuch"}, 2, "unknown command"},
 		{[]string{"config", "check", bad}, 1, "unknown key levle"},
 		{[]string{"config", "check", good}, 0, "ok"},
