@@ -31,17 +31,21 @@ Usage:
   netpulse proxy [-config FILE] [kproxy-style flags]
                                  receive flow from routers and forward it (see -h)
 
+  netpulse tcpstats --read FILE... [--format table|json]
+  netpulse tcpstats --interface NAME... [--listen ADDR]
+                                 TCP health (Wireshark's tcp.analysis) offline, or live as metrics
+
   netpulse monitor -config FILE [-check] [-once]
                                  poll proxies' health checks; metrics, push, alerts
 
 Not built yet (they exit with status 2 and do nothing):
-  run, collector, ifwatch, tcpstats, probe
+  run, collector, ifwatch, probe
 `
 
 // notBuilt are the subcommands of the product design that do not exist yet.
 var notBuilt = map[string]bool{
 	"run": true, "collector": true,
-	"ifwatch": true, "tcpstats": true, "probe": true,
+	"ifwatch": true, "probe": true,
 }
 
 func main() {
@@ -61,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdMonitor(rest, stdout, stderr)
 	case cmd == "proxy":
 		return cmdProxy(rest, stderr)
+	case cmd == "tcpstats":
+		return cmdTCPStats(rest, stdout, stderr)
 	case cmd == "config":
 		return cmdConfig(rest, stdout, stderr)
 	case cmd == "version" || cmd == "-v" || cmd == "--version":

@@ -20,7 +20,8 @@ func TestSubcommands(t *testing.T) {
 	}{
 		{[]string{"version"}, 0, "netpulse "},
 		{[]string{"collector"}, 2, "not built yet"},
-		{[]string{"tcpstats"}, 2, "not built yet"},
+		{[]string{"tcpstats"}, 2, "usage: netpulse tcpstats"},
+		{[]string{"tcpstats", "--format", "json", filepath.Join("..", "..", "testdata", "tcp", "rst4.pcap")}, 0, `"reset": 1`},
 		{[]string{"monitor"}, 2, "usage: netpulse monitor"},
 		{[]string{"monitor", "-config", good}, 2, "no monitor: section"},
 		{[]string{"nosuch"}, 2, "unknown command"},
