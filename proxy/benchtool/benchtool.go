@@ -327,6 +327,19 @@ func (r *BareReader) Close() {
 	<-r.done
 }
 
+// WaitUntil polls cond every millisecond until it holds (true) or
+// timeout passes (false).
+func WaitUntil(cond func() bool, timeout time.Duration) bool {
+	end := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
+
 // Settle polls progress every millisecond until it has not changed for
 // quiet, or until timeout, and returns when it last changed.
 func Settle(progress func() uint64, quiet, timeout time.Duration) time.Time {
