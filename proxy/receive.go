@@ -129,6 +129,14 @@ func newReader(conn *net.UDPConn, queueLen int) *reader {
 }
 
 // run reads until the socket is closed.
+//
+// It hands each recvmmsg result to the worker at once when the queue has
+// room. When the queue is full it keeps filling the batch it holds, so
+// that a short stall of the worker is absorbed by the arenas (up to
+// Queue × 256 KiB) rather than dropping datagrams while the socket buffer
+// is empty; only when every arena is full are datagrams dropped. It never
+// waits for the worker: a held batch is retried within a few milliseconds
+// by a read deadline.
 func (r *reader) run() error {
 	bufs := make([][]byte, batchMsgs)
 	msgs := make([]ipv4.Message, batchMsgs)
@@ -137,21 +145,32 @@ func (r *reader) run() error {
 		msgs[i].Buffers = [][]byte{bufs[i]}
 	}
 	var cur *batch
+	deadline := false
 	for {
+		if cur != nil && len(cur.dgs) > 0 && r.tryPush(cur) {
+			cur = nil
+		}
+		switch held := cur != nil && len(cur.dgs) > 0; {
+		case held:
+			r.conn.SetReadDeadline(time.Now().Add(retryHeld))
+			deadline = true
+		case deadline:
+			r.conn.SetReadDeadline(time.Time{})
+			deadline = false
+		}
 		n, err := r.br.ReadBatch(msgs, 0)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				if cur != nil {
-					r.push(cur)
-				}
-				close(r.queue)
-				return nil
-			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
+			if cur != nil && len(cur.dgs) > 0 {
+				r.queue <- cur // the worker drains the queue until it closes
+			}
 			close(r.queue)
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
 			return fmt.Errorf("proxy: read: %w", err)
 		}
 		now := r.now()
@@ -169,26 +188,31 @@ func (r *reader) run() error {
 				cur = r.take()
 			}
 			if cur != nil && len(cur.arena)-arenaUsed(cur) < m.N {
-				r.push(cur)
+				if !r.tryPush(cur) {
+					r.drop(src)
+					continue
+				}
 				cur = r.take()
 			}
 			if cur == nil {
 				// Every arena is queued or in use: the worker is behind.
-				if r.dropped != nil {
-					r.dropped(src, 1)
-				}
+				r.drop(src)
 				continue
 			}
 			off := arenaUsed(cur)
 			copy(cur.arena[off:], payload)
 			cur.dgs = append(cur.dgs, datagram{src: src, received: now, off: off, n: m.N})
 		}
-		// Hand over what was read at once: latency matters more than
-		// fuller batches.
-		if cur != nil && len(cur.dgs) > 0 {
-			r.push(cur)
-			cur = nil
-		}
+	}
+}
+
+// retryHeld is how soon a batch held back by a full queue is offered
+// again when no datagram arrives meanwhile.
+const retryHeld = 2 * time.Millisecond
+
+func (r *reader) drop(src netip.AddrPort) {
+	if r.dropped != nil {
+		r.dropped(src, 1)
 	}
 }
 
@@ -211,8 +235,8 @@ func (r *reader) take() *batch {
 	}
 }
 
-// push queues b for the worker, or drops it when the queue is full.
-func (r *reader) push(b *batch) {
+// tryPush queues b for the worker and reports whether there was room.
+func (r *reader) tryPush(b *batch) bool {
 	// The worker owns b once it is queued: record the depth first.
 	if r.highwater != nil {
 		depth := len(r.queue) + 1
@@ -222,13 +246,9 @@ func (r *reader) push(b *batch) {
 	}
 	select {
 	case r.queue <- b:
+		return true
 	default:
-		if r.dropped != nil {
-			for _, d := range b.dgs {
-				r.dropped(d.src, 1)
-			}
-		}
-		r.release(b)
+		return false
 	}
 }
 

@@ -12,7 +12,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -341,8 +344,9 @@ func WaitUntil(cond func() bool, timeout time.Duration) bool {
 }
 
 // Settle polls progress every millisecond until it has not changed for
-// quiet, or until timeout, and returns when it last changed.
-func Settle(progress func() uint64, quiet, timeout time.Duration) time.Time {
+// quiet and idle (nil: always) holds, or until timeout, and returns when
+// progress last changed.
+func Settle(progress func() uint64, idle func() bool, quiet, timeout time.Duration) time.Time {
 	last := progress()
 	lastAt := time.Now()
 	end := lastAt.Add(timeout)
@@ -351,8 +355,53 @@ func Settle(progress func() uint64, quiet, timeout time.Duration) time.Time {
 		now := time.Now()
 		if v := progress(); v != last {
 			last, lastAt = v, now
-		} else if now.Sub(lastAt) >= quiet || now.After(end) {
+		} else if (now.Sub(lastAt) >= quiet && (idle == nil || idle())) || now.After(end) {
 			return lastAt
 		}
 	}
+}
+
+// RxQueued returns the bytes waiting in the receive queues of the UDP
+// sockets bound to port on this host (/proc/net/udp and udp6), so that a
+// measurement does not end while a stalled receiver still has datagrams
+// to read; -1 when it cannot tell.
+func RxQueued(port uint16) int64 {
+	total, seen := int64(0), false
+	for _, f := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			if len(fs) < 5 {
+				continue
+			}
+			// local_address is HEXIP:HEXPORT, queues are tx:rx in hex.
+			i := strings.LastIndexByte(fs[1], ':')
+			lp, err := strconv.ParseUint(fs[1][i+1:], 16, 16)
+			if err != nil || uint16(lp) != port {
+				continue
+			}
+			q := strings.SplitN(fs[4], ":", 2)
+			if len(q) != 2 {
+				continue
+			}
+			rx, err := strconv.ParseInt(q[1], 16, 64)
+			if err != nil {
+				continue
+			}
+			total += rx
+			seen = true
+		}
+	}
+	if !seen {
+		return -1
+	}
+	return total
+}
+
+// Drained reports whether nothing waits in port's socket buffers.
+func Drained(port uint16) func() bool {
+	return func() bool { return RxQueued(port) <= 0 }
 }
