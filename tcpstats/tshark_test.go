@@ -123,7 +123,7 @@ func TestAgainstTShark(t *testing.T) {
 				w := want[n]
 				if d, ok := dep[n]; ok {
 					if w != d.their {
-						t.Errorf("frame %d: departure expects tshark %s, tshark says %s", n, fmtFlags(d.their), fmtFlags(w))
+						t.Errorf("frame %d: departure (%s) expects tshark %s, tshark says %s", n, d.why, fmtFlags(d.their), fmtFlags(w))
 					}
 					w = d.ours
 				}
