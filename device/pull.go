@@ -13,7 +13,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,32 +108,7 @@ func (c PullerConfig) withDefaults() PullerConfig {
 
 // endpoint checks the URL and returns the one to GET.
 func (c PullerConfig) endpoint() (string, error) {
-	if c.URL == "" {
-		return "", errors.New("devices_api.url: empty: set the collector's https://host:port")
-	}
-	u, err := url.Parse(c.URL)
-	if err != nil {
-		return "", fmt.Errorf("devices_api.url: %w", err)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("devices_api.url: %q has no host: want https://host:port", c.URL)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !c.AllowInsecureLoopback || !tlsutil.IsLoopback(u.Hostname()) {
-			return "", fmt.Errorf("devices_api.url: %q: plain http is allowed only to a loopback host with allow_insecure_loopback: use https", c.URL)
-		}
-	default:
-		return "", fmt.Errorf("devices_api.url: %q: scheme must be https", c.URL)
-	}
-	if u.User != nil {
-		return "", fmt.Errorf("devices_api.url: %q: no user info in the URL: the token authenticates", c.URL)
-	}
-	if u.Path == "" || u.Path == "/" {
-		u.Path = APIPath
-	}
-	return u.String(), nil
+	return tlsutil.Endpoint("devices_api", c.URL, APIPath, c.AllowInsecureLoopback)
 }
 
 func (c PullerConfig) tlsConfig() (*tls.Config, error) {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 )
 
@@ -39,6 +40,40 @@ func ClientConfig(section, caFile, certFile, keyFile string) (*tls.Config, error
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
+}
+
+// Endpoint checks a collector URL and returns it with defaultPath when it
+// has no path. It must be https, or plain http to a loopback host when
+// allowInsecureLoopback is set, and carry no user info (the bearer token
+// authenticates). section prefixes the key in errors ("collector.url").
+func Endpoint(section, raw, defaultPath string, allowInsecureLoopback bool) (string, error) {
+	key := section + ".url"
+	if raw == "" {
+		return "", fmt.Errorf("%s: empty: set the collector's https://host:port", key)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", key, err)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("%s: %q has no host: want https://host:port", key, raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !allowInsecureLoopback || !IsLoopback(u.Hostname()) {
+			return "", fmt.Errorf("%s: %q: plain http is allowed only to a loopback host with allow_insecure_loopback: use https", key, raw)
+		}
+	default:
+		return "", fmt.Errorf("%s: %q: scheme must be https", key, raw)
+	}
+	if u.User != nil {
+		return "", fmt.Errorf("%s: %q: no user info in the URL: the token authenticates", key, raw)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = defaultPath
+	}
+	return u.String(), nil
 }
 
 // IsLoopback reports whether a URL host is this machine: plain HTTP is

@@ -27,7 +27,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -135,29 +134,7 @@ func (c Config) withDefaults() Config {
 
 // endpoint checks the URL and returns the one to POST to.
 func (c Config) endpoint() (string, error) {
-	if c.URL == "" {
-		return "", errors.New("collector.url: empty: set the collector's https://host:port")
-	}
-	u, err := url.Parse(c.URL)
-	if err != nil {
-		return "", fmt.Errorf("collector.url: %w", err)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("collector.url: %q has no host: want https://host:port", c.URL)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !c.AllowInsecureLoopback || !tlsutil.IsLoopback(u.Hostname()) {
-			return "", fmt.Errorf("collector.url: %q: plain http is allowed only to a loopback host with allow_insecure_loopback: use https", c.URL)
-		}
-	default:
-		return "", fmt.Errorf("collector.url: %q: scheme must be https", c.URL)
-	}
-	if u.Path == "" || u.Path == "/" {
-		u.Path = wire.Path
-	}
-	return u.String(), nil
+	return tlsutil.Endpoint("collector", c.URL, wire.Path, c.AllowInsecureLoopback)
 }
 
 func (c Config) tlsConfig() (*tls.Config, error) {
