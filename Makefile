@@ -3,7 +3,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-SAMPLE   := testdata/captures/softflowd-ipfix.pcap
+SAMPLE   := testdata/captures/pmacct-ipfix.pcap
 
 .PHONY: all build run test test-short lint bench fuzz captures clean
 
