@@ -109,7 +109,9 @@ func printStats(w io.Writer, d *decoder.Decoder, records int, last time.Time) {
 	fmt.Fprintf(w, "records %d; netflow/ipfix: datagrams %d flows %d options %d errors %d templates %d (changed %d, withdrawn %d) held %d (decoded %d, expired %d, dropped %d) lost flows %d lost datagrams %d\n",
 		records, s.Datagrams, s.Flows, s.OptionsRecords, s.Errors, d.NetFlow().Templates().Len(),
 		s.TemplatesChanged, s.TemplatesWithdrawn, s.HeldSets, s.HeldDecoded, s.HeldExpired, s.HeldDropped, s.LostFlows, s.LostDatagrams)
-	fmt.Fprintf(w, "sflow: %+v\n", d.SFlow().Stats())
+	sf := d.SFlow().Stats()
+	fmt.Fprintf(w, "sflow: datagrams %d samples %d flows %d counters %d errors %d skipped samples %d skipped records %d lost datagrams %d\n",
+		sf.Datagrams, sf.Samples, sf.Flows, sf.Counters, sf.Errors, sf.SkippedSamples, sf.SkippedRecords, sf.LostDatagrams)
 	fmt.Fprintf(w, "unknown datagrams: %d\n", d.Unknown())
 	for k, st := range d.Sequences().Snapshot() {
 		fmt.Fprintf(w, "stream %v domain %d proto %d: datagrams %d lost %d out-of-order %d resets %d\n",
