@@ -223,179 +223,331 @@ func applyTime(tp *timeParts, id uint16, v []byte) bool {
 	return true
 }
 
-// knownIDs are the IANA elements applyField reads, so that templates skip
-// the rest without a call.
-var knownIDs = func() (k [512]bool) {
-	for _, id := range []uint16{
-		ieOctetDeltaCount, iePacketDeltaCount, ieProtocol, ieIPClassOfService, ieTCPControlBits,
-		ieSourceTransportPort, ieSourceIPv4Address, ieSourceIPv4PrefixLen, ieIngressInterface,
-		ieDestTransportPort, ieDestIPv4Address, ieDestIPv4PrefixLen, ieEgressInterface, ieIPNextHopIPv4,
-		ieBGPSourceAS, ieBGPDestAS, ieBGPNextHopIPv4, iePostOctetDeltaCount, iePostPacketDeltaCount,
-		ieFlowEndSysUpTime, ieFlowStartSysUpTime, ieSourceIPv6Address, ieDestIPv6Address,
-		ieSourceIPv6PrefixLen, ieDestIPv6PrefixLen, ieICMPTypeCodeIPv4, ieSamplingInterval,
-		ieSamplingAlgorithm, ieSamplerID, ieSamplerMode, ieSamplerRandomInterval, ieSourceMac,
-		iePostDestMac, ieVlanID, iePostVlanID, ieIPVersion, ieFlowDirection, ieIPNextHopIPv6,
-		ieBGPNextHopIPv6, ieDestMac, iePostSourceMac, ieOctetTotalCount, iePacketTotalCount,
-		ieICMPTypeCodeIPv6, ieFlowStartSeconds, ieFlowEndSeconds, ieFlowStartMillis, ieFlowEndMillis,
-		ieFlowStartMicros, ieFlowEndMicros, ieFlowStartNanos, ieFlowEndNanos, ieFlowStartDeltaMicros,
-		ieFlowEndDeltaMicros, ieSystemInitTimeMillis, ieFlowDurationMillis, ieFlowDurationMicros,
-		ieICMPTypeIPv4, ieICMPCodeIPv4, ieICMPTypeIPv6, ieICMPCodeIPv6, ieIPDiffServCodePoint,
-		ieDot1qVlanID, iePostDot1qVlanID, ieEthernetType, ieSelectorID, ieSamplingPacketInterval,
-		ieSamplingPacketSpace,
-	} {
-		k[id] = true
-	}
-	return k
-}()
+// fkind is what the decoder does with a field, decided once per template
+// so that the per-record switch is dense (a jump table) rather than a
+// search over sparse element IDs.
+type fkind uint8
 
-// known reports whether applyField reads f.
-func known(f Field) bool {
-	return (f.Enterprise == 0 || f.Enterprise == penReverse) && int(f.ID) < len(knownIDs) && knownIDs[f.ID]
+const (
+	kNone fkind = iota
+	kOctets
+	kPackets
+	kOctetsTotal
+	kPacketsTotal
+	kPostOctets
+	kPostPackets
+	kProto
+	kToS
+	kDSCP
+	kTCPFlags
+	kSrcPort
+	kDstPort
+	kSrc4
+	kDst4
+	kSrc6
+	kDst6
+	kSrcMask
+	kDstMask
+	kInIf
+	kOutIf
+	kNextHop4
+	kNextHop6
+	kBGPNextHop4
+	kBGPNextHop6
+	kSrcAS
+	kDstAS
+	kICMPTypeCode
+	kICMPType
+	kICMPCode
+	kSrcMAC
+	kDstMAC
+	kPostSrcMAC
+	kPostDstMAC
+	kVLAN
+	kPostVLAN
+	kDot1q
+	kPostDot1q
+	kIPVersion
+	kEtherType
+	kDirection
+	kRate
+	kInterval
+	kSpace
+	kSampler
+	kTime
+	kRevOctets
+	kRevPackets
+	kRevFlags
+	kRevTime
+)
+
+// timeIDs are the elements applyTime reads.
+var timeIDs = [...]uint16{ieFlowStartSysUpTime, ieFlowEndSysUpTime, ieFlowStartSeconds, ieFlowEndSeconds,
+	ieFlowStartMillis, ieFlowEndMillis, ieFlowStartMicros, ieFlowEndMicros, ieFlowStartNanos, ieFlowEndNanos,
+	ieFlowStartDeltaMicros, ieFlowEndDeltaMicros, ieFlowDurationMillis, ieFlowDurationMicros, ieSystemInitTimeMillis}
+
+func isTime(id uint16) bool {
+	for _, t := range timeIDs {
+		if t == id {
+			return true
+		}
+	}
+	return false
 }
 
-// applyField stores one field of a data record.
-func (s *recState) applyField(f Field, v []byte) {
-	r := s.r
+// kindOf maps a template field to what the decoder does with it; kNone
+// for the elements it does not read, which are skipped by their length.
+// Other enterprises' elements are never read: an enterprise field never
+// stands in for the IANA element with the same number.
+func kindOf(f Field) fkind {
 	if f.Enterprise == penReverse {
 		switch f.ID {
 		case ieOctetDeltaCount, ieOctetTotalCount:
-			s.revBytes, s.hasRev = be(v), true
+			return kRevOctets
 		case iePacketDeltaCount, iePacketTotalCount:
-			s.revPackets, s.hasRev = be(v), true
+			return kRevPackets
 		case ieTCPControlBits:
-			s.revFlags = uint8(be(v))
-		default:
-			applyTime(&s.rev, f.ID, v)
+			return kRevFlags
 		}
-		return
+		if isTime(f.ID) {
+			return kRevTime
+		}
+		return kNone
 	}
 	if f.Enterprise != 0 {
-		return // other enterprises' elements are kept out by their length
+		return kNone
 	}
 	switch f.ID {
 	case ieOctetDeltaCount:
-		r.Bytes, s.hasBytes = be(v), true
+		return kOctets
 	case iePacketDeltaCount:
-		r.Packets, s.hasPackets = be(v), true
+		return kPackets
 	case ieOctetTotalCount:
-		s.totBytes = be(v)
+		return kOctetsTotal
 	case iePacketTotalCount:
-		s.totPackets = be(v)
+		return kPacketsTotal
 	case iePostOctetDeltaCount:
-		s.postBytes = be(v)
+		return kPostOctets
 	case iePostPacketDeltaCount:
-		s.postPkts = be(v)
+		return kPostPackets
 	case ieProtocol:
-		r.Proto = uint8(be(v))
+		return kProto
 	case ieIPClassOfService:
-		r.ToS, s.hasToS = uint8(be(v)), true
+		return kToS
 	case ieIPDiffServCodePoint:
-		s.dscp, s.hasDSCP = uint8(be(v)), true
+		return kDSCP
 	case ieTCPControlBits:
-		r.TCPFlags = uint8(be(v)) // the low byte: IPFIX may send 16 bits
+		return kTCPFlags
 	case ieSourceTransportPort:
-		r.SrcPort = uint16(be(v))
+		return kSrcPort
 	case ieDestTransportPort:
-		r.DstPort = uint16(be(v))
+		return kDstPort
 	case ieSourceIPv4Address:
-		if a, ok := addr4(v); ok {
-			r.SrcAddr = a
-		}
+		return kSrc4
 	case ieDestIPv4Address:
+		return kDst4
+	case ieSourceIPv6Address:
+		return kSrc6
+	case ieDestIPv6Address:
+		return kDst6
+	case ieSourceIPv4PrefixLen, ieSourceIPv6PrefixLen:
+		return kSrcMask
+	case ieDestIPv4PrefixLen, ieDestIPv6PrefixLen:
+		return kDstMask
+	case ieIngressInterface:
+		return kInIf
+	case ieEgressInterface:
+		return kOutIf
+	case ieIPNextHopIPv4:
+		return kNextHop4
+	case ieIPNextHopIPv6:
+		return kNextHop6
+	case ieBGPNextHopIPv4:
+		return kBGPNextHop4
+	case ieBGPNextHopIPv6:
+		return kBGPNextHop6
+	case ieBGPSourceAS:
+		return kSrcAS
+	case ieBGPDestAS:
+		return kDstAS
+	case ieICMPTypeCodeIPv4, ieICMPTypeCodeIPv6:
+		return kICMPTypeCode
+	case ieICMPTypeIPv4, ieICMPTypeIPv6:
+		return kICMPType
+	case ieICMPCodeIPv4, ieICMPCodeIPv6:
+		return kICMPCode
+	case ieSourceMac:
+		return kSrcMAC
+	case ieDestMac:
+		return kDstMAC
+	case iePostSourceMac:
+		return kPostSrcMAC
+	case iePostDestMac:
+		return kPostDstMAC
+	case ieVlanID:
+		return kVLAN
+	case iePostVlanID:
+		return kPostVLAN
+	case ieDot1qVlanID:
+		return kDot1q
+	case iePostDot1qVlanID:
+		return kPostDot1q
+	case ieIPVersion:
+		return kIPVersion
+	case ieEthernetType:
+		return kEtherType
+	case ieFlowDirection:
+		return kDirection
+	case ieSamplingInterval, ieSamplerRandomInterval:
+		return kRate
+	case ieSamplingPacketInterval:
+		return kInterval
+	case ieSamplingPacketSpace:
+		return kSpace
+	case ieSamplerID, ieSelectorID:
+		return kSampler
+	}
+	if isTime(f.ID) {
+		return kTime
+	}
+	return kNone
+}
+
+// applyField stores one field of a data record; k is kindOf(f).
+func (s *recState) applyField(k fkind, id uint16, v []byte) {
+	r := s.r
+	switch k {
+	case kOctets:
+		r.Bytes, s.hasBytes = be(v), true
+	case kPackets:
+		r.Packets, s.hasPackets = be(v), true
+	case kOctetsTotal:
+		s.totBytes = be(v)
+	case kPacketsTotal:
+		s.totPackets = be(v)
+	case kPostOctets:
+		s.postBytes = be(v)
+	case kPostPackets:
+		s.postPkts = be(v)
+	case kProto:
+		r.Proto = uint8(be(v))
+	case kToS:
+		r.ToS, s.hasToS = uint8(be(v)), true
+	case kDSCP:
+		s.dscp, s.hasDSCP = uint8(be(v)), true
+	case kTCPFlags:
+		r.TCPFlags = uint8(be(v)) // the low byte: IPFIX may send 16 bits
+	case kSrcPort:
+		r.SrcPort = uint16(be(v))
+	case kDstPort:
+		r.DstPort = uint16(be(v))
+	case kSrc4:
+		if a, ok := addr4(v); ok {
+			r.SrcAddr = a
+		}
+	case kDst4:
 		if a, ok := addr4(v); ok {
 			r.DstAddr = a
 		}
-	case ieSourceIPv6Address:
+	case kSrc6:
 		if a, ok := addr16(v); ok {
 			r.SrcAddr = a
 		}
-	case ieDestIPv6Address:
+	case kDst6:
 		if a, ok := addr16(v); ok {
 			r.DstAddr = a
 		}
-	case ieSourceIPv4PrefixLen, ieSourceIPv6PrefixLen:
+	case kSrcMask:
 		r.SrcMask = uint8(be(v))
-	case ieDestIPv4PrefixLen, ieDestIPv6PrefixLen:
+	case kDstMask:
 		r.DstMask = uint8(be(v))
-	case ieIngressInterface:
+	case kInIf:
 		r.InIf = uint32(be(v))
-	case ieEgressInterface:
+	case kOutIf:
 		r.OutIf = uint32(be(v))
-	case ieIPNextHopIPv4:
+	case kNextHop4:
 		if a, ok := addr4(v); ok {
 			r.NextHop = a
 		}
-	case ieIPNextHopIPv6:
+	case kNextHop6:
 		if a, ok := addr16(v); ok {
 			r.NextHop = a
 		}
-	case ieBGPNextHopIPv4:
+	case kBGPNextHop4:
 		if a, ok := addr4(v); ok {
 			s.bgpNextHop = a
 		}
-	case ieBGPNextHopIPv6:
+	case kBGPNextHop6:
 		if a, ok := addr16(v); ok {
 			s.bgpNextHop = a
 		}
-	case ieBGPSourceAS:
+	case kSrcAS:
 		r.SrcAS = uint32(be(v))
-	case ieBGPDestAS:
+	case kDstAS:
 		r.DstAS = uint32(be(v))
-	case ieICMPTypeCodeIPv4, ieICMPTypeCodeIPv6:
+	case kICMPTypeCode:
 		s.icmp, s.hasICMP = uint16(be(v)), true
-	case ieICMPTypeIPv4, ieICMPTypeIPv6:
+	case kICMPType:
 		s.icmpType, s.hasICMPTC = uint8(be(v)), true
-	case ieICMPCodeIPv4, ieICMPCodeIPv6:
+	case kICMPCode:
 		s.icmpCode, s.hasICMPTC = uint8(be(v)), true
-	case ieSourceMac:
+	case kSrcMAC:
 		if m, ok := mac(v); ok {
 			r.SrcMAC = m
 		}
-	case ieDestMac:
+	case kDstMAC:
 		if m, ok := mac(v); ok {
 			r.DstMAC = m
 		}
-	case iePostSourceMac:
+	case kPostSrcMAC:
 		if m, ok := mac(v); ok && r.SrcMAC.IsZero() {
 			r.SrcMAC = m
 		}
-	case iePostDestMac:
+	case kPostDstMAC:
 		if m, ok := mac(v); ok && r.DstMAC.IsZero() {
 			r.DstMAC = m
 		}
-	case ieVlanID:
+	case kVLAN:
 		r.SrcVLAN = uint16(be(v)) & 0xfff
-	case iePostVlanID:
+	case kPostVLAN:
 		r.DstVLAN = uint16(be(v)) & 0xfff
-	case ieDot1qVlanID:
+	case kDot1q:
 		if r.SrcVLAN == 0 {
 			r.SrcVLAN = uint16(be(v)) & 0xfff
 		}
-	case iePostDot1qVlanID:
+	case kPostDot1q:
 		if r.DstVLAN == 0 {
 			r.DstVLAN = uint16(be(v)) & 0xfff
 		}
-	case ieIPVersion:
+	case kIPVersion:
 		s.ipVersion = uint8(be(v))
-	case ieEthernetType:
+	case kEtherType:
 		r.EtherType = uint16(be(v))
-	case ieFlowDirection:
+	case kDirection:
 		switch be(v) {
 		case 0:
 			r.Direction = flow.DirectionIngress
 		case 1:
 			r.Direction = flow.DirectionEgress
 		}
-	case ieSamplingInterval, ieSamplerRandomInterval:
+	case kRate:
 		s.rate = uint32(be(v))
-	case ieSamplingPacketInterval:
+	case kInterval:
 		s.interval = uint32(be(v))
-	case ieSamplingPacketSpace:
+	case kSpace:
 		s.space, s.hasSpace = uint32(be(v)), true
-	case ieSamplerID, ieSelectorID:
+	case kSampler:
 		s.sampler, s.hasSampler = uint32(be(v)), true
-	default:
-		applyTime(&s.fwd, f.ID, v)
+	case kTime:
+		applyTime(&s.fwd, id, v)
+	case kRevOctets:
+		s.revBytes, s.hasRev = be(v), true
+	case kRevPackets:
+		s.revPackets, s.hasRev = be(v), true
+	case kRevFlags:
+		s.revFlags = uint8(be(v))
+	case kRevTime:
+		applyTime(&s.rev, id, v)
 	}
 }
 

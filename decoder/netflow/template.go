@@ -37,15 +37,17 @@ type Template struct {
 	variable bool
 	// ops are the fields the decoder reads, with their offsets when every
 	// field has a fixed length; used says which fields those are.
-	ops  []fieldOp
-	used []bool
-	v9   bool
+	ops   []fieldOp
+	kinds []fkind
+	v9    bool
 }
 
 // fieldOp is one field to read from a fixed-length record.
 type fieldOp struct {
-	f   Field
-	off int
+	kind fkind
+	id   uint16
+	off  int
+	len  int
 }
 
 func newTemplate(version uint16, id uint16, options bool, scope int, fields []Field) *Template {
@@ -58,13 +60,15 @@ func newTemplate(version uint16, id uint16, options bool, scope int, fields []Fi
 // template rather than once per record.
 func (t *Template) compile() {
 	t.minLen, t.variable = 0, false
-	t.ops, t.used = t.ops[:0], make([]bool, len(t.Fields))
+	t.ops, t.kinds = t.ops[:0], make([]fkind, len(t.Fields))
 	for i, f := range t.Fields {
 		// v9 options scope fields are scope types (system, interface…),
 		// not information elements: they are skipped.
-		t.used[i] = known(f) && !(t.v9 && t.Options && i < t.ScopeCount)
-		if t.used[i] && !t.variable {
-			t.ops = append(t.ops, fieldOp{f: f, off: t.minLen})
+		if !(t.v9 && t.Options && i < t.ScopeCount) {
+			t.kinds[i] = kindOf(f)
+		}
+		if t.kinds[i] != kNone && !t.variable && f.Length != variableLength {
+			t.ops = append(t.ops, fieldOp{kind: t.kinds[i], id: f.ID, off: t.minLen, len: int(f.Length)})
 		}
 		if f.Length == variableLength {
 			t.variable = true

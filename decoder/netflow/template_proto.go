@@ -406,7 +406,7 @@ func (d *Decoder) record(s *recState, t *Template, b []byte) (int, bool) {
 		}
 		b = b[:t.minLen]
 		for _, op := range t.ops {
-			s.applyField(op.f, b[op.off:op.off+int(op.f.Length)])
+			s.applyField(op.kind, op.id, b[op.off:op.off+op.len])
 		}
 		return t.minLen, true
 	}
@@ -430,8 +430,8 @@ func (d *Decoder) record(s *recState, t *Template, b []byte) (int, bool) {
 		if off+l > len(b) {
 			return 0, false
 		}
-		if t.used[i] {
-			s.applyField(f, b[off:off+l])
+		if k := t.kinds[i]; k != kNone {
+			s.applyField(k, f.ID, b[off:off+l])
 		}
 		off += l
 	}
