@@ -8,8 +8,10 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
+	"time"
 )
 
 // ClientConfig returns a TLS 1.2+ client configuration trusting the CAs in
@@ -74,6 +76,21 @@ func Endpoint(section, raw, defaultPath string, allowInsecureLoopback bool) (str
 		u.Path = defaultPath
 	}
 	return u.String(), nil
+}
+
+// Transport is the HTTP transport of a client that talks to one
+// collector: proxies from the environment, HTTP/2 when offered, and
+// timeout bounding the dial and the TLS handshake.
+func Transport(tc *tls.Config, timeout time.Duration, idlePerHost int) *http.Transport {
+	return &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		TLSClientConfig:     tc,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: idlePerHost,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: timeout,
+		DialContext:         (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+	}
 }
 
 // IsLoopback reports whether a URL host is this machine: plain HTTP is
