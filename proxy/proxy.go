@@ -413,30 +413,32 @@ func autoID(a netip.Addr) uint64 {
 	return h.Sum64() | 1<<63
 }
 
-func (p *Proxy) onReceived(src netip.AddrPort, n int) {
+// onReceived identifies a datagram's device, once for the whole path.
+func (p *Proxy) onReceived(src netip.AddrPort, n int) (*device.Device, *deviceStats) {
 	p.datagrams.Add(1)
 	now := p.now()
 	d := p.device(src.Addr())
 	if d == nil {
 		p.registry.Unregistered(src.Addr(), now)
-		return
+		return nil, nil
 	}
 	ds := p.stats.get(d.ID)
 	ds.datagrams.Add(1)
 	ds.bytes.Add(uint64(n))
 	ds.seen(src.Addr(), now)
+	return d, ds
 }
 
-func (p *Proxy) onDropped(src netip.AddrPort, n int) {
-	p.droppedDatagrams.Add(uint64(n))
-	if d := p.device(src.Addr()); d != nil {
-		p.stats.get(d.ID).droppedDatagrams.Add(uint64(n))
+func (p *Proxy) onDropped(ds *deviceStats) {
+	p.droppedDatagrams.Add(1)
+	if ds != nil {
+		ds.droppedDatagrams.Add(1)
 	}
 }
 
-func (p *Proxy) onHighwater(src netip.AddrPort, depth int) {
-	if d := p.device(src.Addr()); d != nil {
-		p.stats.get(d.ID).markHighwater(depth)
+func (p *Proxy) onHighwater(ds *deviceStats, depth int) {
+	if ds != nil {
+		ds.markHighwater(depth)
 	}
 }
 
@@ -490,12 +492,11 @@ func (w *worker) datagram(b *batch, i int) {
 	p := w.p
 	dg := &b.dgs[i]
 	src := dg.src.Addr()
-	w.dev = p.device(src)
+	w.dev, w.ds = dg.dev, dg.ds
 	if w.dev == nil {
 		p.drop(nil, reasonUnregistered, 1)
 		return
 	}
-	w.ds = p.stats.get(w.dev.ID)
 	w.at = dg.received
 	w.in, w.not = 0, 0
 	if err := p.dec.Decode(src, dg.received, b.payload(i), w.emit); err != nil {

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netpulse/netpulse/device"
+
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
@@ -31,6 +33,10 @@ type datagram struct {
 	src      netip.AddrPort
 	received time.Time
 	off, n   int
+	// src is looked up once, by the reader: dev is nil for a source
+	// that is not a device, ds its counters.
+	dev *device.Device
+	ds  *deviceStats
 }
 
 // batch is a group of datagrams read together.
@@ -102,13 +108,15 @@ type reader struct {
 	queue chan *batch
 	free  chan *batch
 	now   func() time.Time
-	// dropped is called for each datagram dropped because the queue was
-	// full.
-	dropped func(src netip.AddrPort, n int)
-	// received is called for each datagram read, before queueing.
-	received func(src netip.AddrPort, n int)
+	// received is called once for each datagram read, before queueing;
+	// it returns the source's device and counters (nil when the source
+	// is not a device), which travel with the datagram.
+	received func(src netip.AddrPort, n int) (*device.Device, *deviceStats)
+	// dropped is called for each datagram dropped because every arena
+	// was in use.
+	dropped func(ds *deviceStats)
 	// highwater records the queue length seen at each enqueue.
-	highwater func(src netip.AddrPort, depth int)
+	highwater func(ds *deviceStats, depth int)
 	// tee, when set, gets every datagram as read.
 	tee func(src netip.AddrPort, payload []byte)
 }
@@ -178,8 +186,10 @@ func (r *reader) run() error {
 			m := &msgs[i]
 			src := addrPort(m.Addr)
 			payload := bufs[i][:m.N]
+			var dev *device.Device
+			var ds *deviceStats
 			if r.received != nil {
-				r.received(src, m.N)
+				dev, ds = r.received(src, m.N)
 			}
 			if r.tee != nil {
 				r.tee(src, payload)
@@ -189,19 +199,19 @@ func (r *reader) run() error {
 			}
 			if cur != nil && len(cur.arena)-arenaUsed(cur) < m.N {
 				if !r.tryPush(cur) {
-					r.drop(src)
+					r.drop(ds)
 					continue
 				}
 				cur = r.take()
 			}
 			if cur == nil {
 				// Every arena is queued or in use: the worker is behind.
-				r.drop(src)
+				r.drop(ds)
 				continue
 			}
 			off := arenaUsed(cur)
 			copy(cur.arena[off:], payload)
-			cur.dgs = append(cur.dgs, datagram{src: src, received: now, off: off, n: m.N})
+			cur.dgs = append(cur.dgs, datagram{src: src, received: now, off: off, n: m.N, dev: dev, ds: ds})
 		}
 	}
 }
@@ -210,9 +220,9 @@ func (r *reader) run() error {
 // again when no datagram arrives meanwhile.
 const retryHeld = 2 * time.Millisecond
 
-func (r *reader) drop(src netip.AddrPort) {
+func (r *reader) drop(ds *deviceStats) {
 	if r.dropped != nil {
-		r.dropped(src, 1)
+		r.dropped(ds)
 	}
 }
 
@@ -241,7 +251,7 @@ func (r *reader) tryPush(b *batch) bool {
 	if r.highwater != nil {
 		depth := len(r.queue) + 1
 		for _, d := range b.dgs {
-			r.highwater(d.src, depth)
+			r.highwater(d.ds, depth)
 		}
 	}
 	select {
