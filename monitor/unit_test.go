@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/netpulse/netpulse/internal/promtest"
 
 	"github.com/netpulse/netpulse/health"
 )
@@ -223,24 +223,6 @@ func TestPromlint(t *testing.T) {
 	r := res("p", NotGood, "Not good: not forwarding")
 	r.Health, r.Rules = st, []string{RuleNotForwarding}
 	m.results["p"] = r
-	mfs, err := m.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := map[string]bool{}
-	for _, mf := range mfs {
-		names[mf.GetName()] = true
-	}
-	for _, want := range []string{"netpulse_monitor_device_last_seen_age_seconds", "netpulse_monitor_unregistered_first_seen_timestamp_seconds", "netpulse_monitor_device_received_flows_per_second"} {
-		if !names[want] {
-			t.Errorf("%s not exported", want)
-		}
-	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
+	promtest.Lint(t, m.Registry(), "netpulse_monitor_", "netpulse_monitor_device_last_seen_age_seconds",
+		"netpulse_monitor_unregistered_first_seen_timestamp_seconds", "netpulse_monitor_device_received_flows_per_second")
 }

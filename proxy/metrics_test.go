@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/netpulse/netpulse/internal/promtest"
 
 	"github.com/netpulse/netpulse/capture"
 	"github.com/netpulse/netpulse/sink"
@@ -25,27 +25,9 @@ func TestMetricsLint(t *testing.T) {
 	dgs, _ := capture.ReadAllUDP(filepath.Join("..", "testdata", "captures", "pmacct-sflow.pcap"))
 	replay(t, dgs, s.Proxy.Addr())
 	waitFor(t, "flows", func() bool { return s.Proxy.flowsOut.Load() > 0 })
-	mfs, err := s.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
-	names := map[string]bool{}
-	for _, mf := range mfs {
-		names[mf.GetName()] = true
-	}
-	for _, want := range []string{"netpulse_proxy_datagrams_received_total", "netpulse_proxy_flows_received_total",
-		"netpulse_proxy_flows_forwarded_total", "netpulse_proxy_flows_dropped_total"} {
-		if !names[want] {
-			t.Errorf("metric %s missing", want)
-		}
-	}
+	// The Go and process collectors are registered too: no prefix check.
+	promtest.Lint(t, s.reg, "", "netpulse_proxy_datagrams_received_total", "netpulse_proxy_flows_received_total",
+		"netpulse_proxy_flows_forwarded_total", "netpulse_proxy_flows_dropped_total")
 	if line := s.checkpointLine(); !strings.Contains(line, "flows_in=") || !strings.Contains(line, "devices=1") {
 		t.Errorf("checkpoint line %q", line)
 	}

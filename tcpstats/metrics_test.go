@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netpulse/netpulse/internal/promtest"
+
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"golang.org/x/net/bpf"
 
 	"github.com/netpulse/netpulse/internal/integration"
@@ -44,29 +45,8 @@ func TestPromlint(t *testing.T) {
 	feedCaptures(t, m)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
-	names := map[string]bool{}
-	for _, mf := range mfs {
-		names[mf.GetName()] = true
-		if !strings.HasPrefix(mf.GetName(), "netpulse_tcpstats_") {
-			t.Errorf("metric %s lacks the netpulse_tcpstats_ prefix", mf.GetName())
-		}
-	}
-	for _, want := range []string{"netpulse_tcpstats_analysis_flags_total", "netpulse_tcpstats_handshake_rtt_seconds", "netpulse_tcpstats_top_pair_retransmissions"} {
-		if !names[want] {
-			t.Errorf("no %s", want)
-		}
-	}
+	promtest.Lint(t, reg, "netpulse_tcpstats_", "netpulse_tcpstats_analysis_flags_total",
+		"netpulse_tcpstats_handshake_rtt_seconds", "netpulse_tcpstats_top_pair_retransmissions")
 }
 
 func countSeries(t *testing.T, m *Metrics) int {
