@@ -36,9 +36,10 @@ func TestRunTSV(t *testing.T) {
 	}
 }
 
-// corrupt writes a copy of src where frame number n has its UDP payload
-// cut to its first 6 bytes (the IPFIX length then exceeds the datagram).
-func corrupt(t *testing.T, src string, n int) string {
+// rewrite copies the Ethernet capture src to a new file, passing each
+// frame's UDP payload through fn: fn returns the payload to write, or nil
+// to leave the frame out.
+func rewrite(t *testing.T, src string, fn func(n int, payload []byte) []byte) string {
 	t.Helper()
 	f, err := os.Open(src)
 	if err != nil {
@@ -49,31 +50,49 @@ func corrupt(t *testing.T, src string, n int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "bad.pcap")
-	o, _ := os.Create(path)
+	path := filepath.Join(t.TempDir(), "rewritten.pcap")
+	o, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer o.Close()
 	w := pcapgo.NewWriter(o)
 	w.WriteFileHeader(65535, layers.LinkTypeEthernet)
-	for i := 1; ; i++ {
+	for n := 1; ; n++ {
 		data, ci, err := r.ReadPacketData()
 		if err != nil {
 			break
 		}
-		if i == n {
-			p := gopacket.NewPacket(data, layers.LinkTypeEthernet, gopacket.Default)
-			udp := p.Layer(layers.LayerTypeUDP).(*layers.UDP)
-			ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-			udp.SetNetworkLayerForChecksum(ip)
-			buf := gopacket.NewSerializeBuffer()
-			eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
-			gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
-				eth, ip, udp, gopacket.Payload(udp.Payload[:6]))
-			data = buf.Bytes()
-			ci.CaptureLength, ci.Length = len(data), len(data)
+		p := gopacket.NewPacket(data, layers.LinkTypeEthernet, gopacket.Default)
+		udp := p.Layer(layers.LayerTypeUDP).(*layers.UDP)
+		payload := fn(n, udp.Payload)
+		if payload == nil {
+			continue
 		}
+		ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		udp.SetNetworkLayerForChecksum(ip)
+		buf := gopacket.NewSerializeBuffer()
+		eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+			eth, ip, udp, gopacket.Payload(payload)); err != nil {
+			t.Fatal(err)
+		}
+		data = buf.Bytes()
+		ci.CaptureLength, ci.Length = len(data), len(data)
 		w.WritePacket(ci, data)
 	}
 	return path
+}
+
+// corrupt cuts frame n's payload to its first 6 bytes: the IPFIX length
+// then exceeds the datagram.
+func corrupt(t *testing.T, src string, n int) string {
+	return rewrite(t, src, func(i int, b []byte) []byte {
+		if i == n {
+			return b[:6]
+		}
+		return b
+	})
 }
 
 // TestRunBadDatagram: a bad datagram is reported with its packet number
@@ -102,45 +121,22 @@ func TestRunBadDatagram(t *testing.T) {
 	}
 }
 
-// withoutTemplates copies an IPFIX capture leaving out every datagram that
+// withoutTemplates leaves out every datagram of an IPFIX capture that
 // carries a template or options template set.
 func withoutTemplates(t *testing.T, src string) string {
-	t.Helper()
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "no-templates.pcap")
-	o, _ := os.Create(path)
-	defer o.Close()
-	w := pcapgo.NewWriter(o)
-	w.WriteFileHeader(65535, layers.LinkTypeEthernet)
-	for {
-		data, ci, err := r.ReadPacketData()
-		if err != nil {
-			break
-		}
-		p := gopacket.NewPacket(data, layers.LinkTypeEthernet, gopacket.Default)
-		b := p.Layer(layers.LayerTypeUDP).(*layers.UDP).Payload
-		hasTemplate := false
+	return rewrite(t, src, func(_ int, b []byte) []byte {
 		for off := 16; off+4 <= len(b); {
 			id, l := int(b[off])<<8|int(b[off+1]), int(b[off+2])<<8|int(b[off+3])
-			hasTemplate = hasTemplate || id == 2 || id == 3
+			if id == 2 || id == 3 {
+				return nil
+			}
 			if l < 4 {
 				break
 			}
 			off += l
 		}
-		if !hasTemplate {
-			w.WritePacket(ci, data)
-		}
-	}
-	return path
+		return b
+	})
 }
 
 // TestTemplatesFile: templates saved from one capture decode a later
