@@ -252,11 +252,11 @@ type Result struct {
 
 // Info describes a store.
 type Info struct {
-	Engine    string         `json:"engine"`  // "duckdb" or "clickhouse"
-	Version   string         `json:"version"` // engine version
-	Schema    int            `json:"schema"`  // schema migration version
+	Engine    string          `json:"engine"`  // "duckdb" or "clickhouse"
+	Version   string          `json:"version"` // engine version
+	Schema    int             `json:"schema"`  // schema migration version
 	Rows      map[Table]int64 `json:"rows"`
-	DiskBytes int64          `json:"disk_bytes"` // -1 when unknown
+	DiskBytes int64           `json:"disk_bytes"` // -1 when unknown
 }
 
 // Scale is the factor a flow's bytes, packets and count are multiplied by
