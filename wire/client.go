@@ -105,6 +105,7 @@ func Post(ctx context.Context, c *http.Client, url, token, batchID string, body 
 	req.Header.Set("Content-Type", ContentType)
 	req.Header.Set("Content-Encoding", ContentEncoding)
 	req.Header.Set(HeaderBatchID, batchID)
+	req.Header.Set(HeaderSchema, SchemaVersion)
 	resp, err := c.Do(req)
 	if err != nil {
 		return Result{}, fmt.Errorf("wire: post: %w", err)

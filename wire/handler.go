@@ -96,9 +96,10 @@ const (
 	ReasonMalformed   = "malformed"    // not a valid batch, or batch id header mismatch (400)
 	ReasonBusy        = "busy"         // same batch id already being processed (503)
 	ReasonHandler     = "handler"      // OnBatch failed (503)
+	ReasonSchema      = "schema"       // unknown X-Netpulse-Schema version (415)
 )
 
-var reasons = [...]string{ReasonMethod, ReasonAuth, ReasonContentType, ReasonTooLarge, ReasonMalformed, ReasonBusy, ReasonHandler}
+var reasons = [...]string{ReasonMethod, ReasonAuth, ReasonContentType, ReasonTooLarge, ReasonMalformed, ReasonBusy, ReasonHandler, ReasonSchema}
 
 // HandlerStats are a receiver's counters since NewHandler.
 type HandlerStats struct {
@@ -232,6 +233,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if ce := r.Header.Get("Content-Encoding"); ce != ContentEncoding {
 		h.reject(w, ReasonContentType, http.StatusUnsupportedMediaType, "Content-Encoding must be "+ContentEncoding)
+		return
+	}
+	if v := r.Header.Get(HeaderSchema); v != "" && v != SchemaVersion {
+		h.reject(w, ReasonSchema, http.StatusUnsupportedMediaType, "unknown schema version "+strconv.Quote(truncate(v, 16))+" (this collector reads "+SchemaVersion+"): upgrade the collector")
 		return
 	}
 	id := r.Header.Get(HeaderBatchID)

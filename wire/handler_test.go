@@ -260,3 +260,30 @@ func TestMTLS(t *testing.T) {
 		t.Fatalf("%+v %v", r, err)
 	}
 }
+
+func TestUnknownSchema(t *testing.T) {
+	pki := wiretest.NewPKI(t)
+	srv := wiretest.NewServer(t, pki, wiretest.Options{})
+	b := batch(3)
+	body, _ := wire.EncodeBatch(b)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+wiretest.Token)
+	req.Header.Set("Content-Type", wire.ContentType)
+	req.Header.Set("Content-Encoding", wire.ContentEncoding)
+	req.Header.Set(wire.HeaderBatchID, b.BatchId)
+	req.Header.Set(wire.HeaderSchema, "2")
+	resp, err := client(pki).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Fatalf("status %d, want 415", resp.StatusCode)
+	}
+	if n := srv.Handler.Stats().Rejected[wire.ReasonSchema]; n != 1 {
+		t.Fatalf("schema rejections %d", n)
+	}
+	if len(srv.Batches()) != 0 {
+		t.Fatal("batch of an unknown schema handed over")
+	}
+}

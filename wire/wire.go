@@ -29,6 +29,12 @@ const (
 	// HeaderBatchID repeats the batch's batch_id, so that a collector can
 	// log and deduplicate before it decodes the body.
 	HeaderBatchID = "X-Netpulse-Batch-Id"
+	// HeaderSchema names the version of the body's schema: SchemaVersion
+	// for netpulse.flow.v1.Batch. A receiver refuses a version it does not
+	// know (415) rather than misread it; an absent header means 1.
+	HeaderSchema = "X-Netpulse-Schema"
+	// SchemaVersion is the schema this build sends and reads.
+	SchemaVersion = "1"
 
 	// DefaultMaxBody bounds a compressed request body: 32 MiB.
 	DefaultMaxBody = 32 << 20

@@ -83,6 +83,10 @@ type Config struct {
 	// SpoolMaxBytes bounds the spool. When it is full, new batches that
 	// cannot be sent are dropped, counted and logged. Default 1 GiB.
 	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
+	// HeartbeatInterval is how long the sink may stay silent: after that
+	// with nothing to send, it posts an empty batch so that the
+	// collector's proxy registry knows this proxy is alive. Default 30s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// Now is the clock, for tests. Default time.Now.
 	Now func() time.Time `yaml:"-"`
 }
@@ -94,7 +98,7 @@ func DefaultConfig() Config {
 		ProxyName: host, BatchSize: wire.DefaultBatchRecords, FlushInterval: time.Second,
 		QueueSize: 200000, Timeout: 10 * time.Second,
 		BackoffMin: 250 * time.Millisecond, BackoffMax: 30 * time.Second,
-		SpoolMaxBytes: 1 << 30, Now: time.Now,
+		SpoolMaxBytes: 1 << 30, HeartbeatInterval: 30 * time.Second, Now: time.Now,
 	}
 }
 
@@ -124,6 +128,9 @@ func (c Config) withDefaults() Config {
 	c.BackoffMax = max(c.BackoffMax, c.BackoffMin)
 	if c.SpoolMaxBytes <= 0 {
 		c.SpoolMaxBytes = d.SpoolMaxBytes
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = d.HeartbeatInterval
 	}
 	if c.Now == nil {
 		c.Now = d.Now
@@ -173,14 +180,19 @@ type Sink struct {
 	backoff    time.Duration
 	retryTimer *time.Timer
 	lastAuth   time.Time
+	lastPost   time.Time // the collector's last answer
 	lastFull   time.Time
 
 	accepted, refused, delivered, dropped, retries atomic.Uint64
+	heartbeats                                     atomic.Uint64
 	held                                           atomic.Int64 // records in head
 	up                                             atomic.Bool
 }
 
 var _ sink.Sink = (*Sink)(nil)
+
+// Heartbeats counts the heartbeats the collector acknowledged.
+func (s *Sink) Heartbeats() uint64 { return s.heartbeats.Load() }
 
 // New checks cfg and builds the sink; nothing runs before Start. log may
 // be nil.
@@ -240,6 +252,7 @@ func (s *Sink) Start(ctx context.Context) error {
 	s.started = true
 	s.retryTimer = time.NewTimer(time.Hour)
 	s.retryTimer.Stop()
+	s.lastPost = s.cfg.Now()
 	go s.run(runCtx)
 	return nil
 }
@@ -318,6 +331,9 @@ func (s *Sink) run(ctx context.Context) {
 			s.backingOff = false
 		}
 		s.work(ctx, partial)
+		if partial {
+			s.heartbeat(ctx)
+		}
 	}
 }
 
@@ -417,12 +433,40 @@ func (s *Sink) drain(ctx context.Context, final bool) bool {
 	}
 }
 
+// heartbeat posts an empty batch when nothing was sent for
+// HeartbeatInterval and nothing waits: the collector takes it as a sign of
+// life (docs/wire-protocol.md). A failed heartbeat is not retried: the
+// next one follows.
+func (s *Sink) heartbeat(ctx context.Context) {
+	if s.backingOff || len(s.head) > 0 || (s.spool != nil && s.spool.len() > 0) || s.stopping.Load() {
+		return
+	}
+	if s.cfg.Now().Sub(s.lastPost) < s.cfg.HeartbeatInterval {
+		return
+	}
+	b := s.encode(nil)
+	if b == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	res, err := wire.Post(rctx, s.client, s.endpoint, s.cfg.Token, b.id, b.body)
+	cancel()
+	s.lastPost = s.cfg.Now() // one attempt per interval, answered or not
+	if err == nil && res.Action == wire.Acked {
+		s.up.Store(true)
+		s.heartbeats.Add(1)
+	}
+}
+
 // attempt POSTs b once and says what to do with it; for a split, it
 // returns the two halves.
 func (s *Sink) attempt(ctx context.Context, b *batch) (wire.Action, [2]*batch) {
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	res, err := wire.Post(rctx, s.client, s.endpoint, s.cfg.Token, b.id, b.body)
 	cancel()
+	if err == nil {
+		s.lastPost = s.cfg.Now()
+	}
 	if err != nil {
 		s.log.Debug("collector: send failed", "batch_id", b.id, "err", err)
 		s.failed(0)

@@ -515,3 +515,25 @@ func BenchmarkSink(b *testing.B) {
 	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "records/s")
 	b.ReportMetric(0, "ns/op")
 }
+
+func TestHeartbeat(t *testing.T) {
+	srv := wiretest.NewServer(t, wiretest.NewPKI(t), wiretest.Options{})
+	cfg := testConfig(srv)
+	cfg.HeartbeatInterval = 30 * time.Millisecond
+	s := start(t, cfg)
+	waitFor(t, "two heartbeats", func() bool { return s.Heartbeats() >= 2 })
+	for _, b := range srv.Batches() {
+		if len(b.Records) != 0 {
+			t.Fatalf("heartbeat with %d records", len(b.Records))
+		}
+	}
+	// Traffic replaces heartbeats: none while batches flow.
+	before := s.Heartbeats()
+	for i := range 10 {
+		write(t, s, records(i*10, 10))
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.Heartbeats() - before; n > 1 {
+		t.Errorf("%d heartbeats while sending", n)
+	}
+}
