@@ -31,6 +31,8 @@ import (
 type PKI struct {
 	CAFile         string
 	ServerCert     tls.Certificate
+	ServerCertFile string
+	ServerKeyFile  string
 	ClientCertFile string
 	ClientKeyFile  string
 	CAPool         *x509.CertPool
@@ -64,7 +66,9 @@ func NewPKI(t testing.TB) *PKI {
 	p.CAFile = filepath.Join(p.dir, "ca.pem")
 	writePEM(t, p.CAFile, "CERTIFICATE", der)
 
-	p.ServerCert = p.issue(t, "127.0.0.1", x509.ExtKeyUsageServerAuth, "", "")
+	p.ServerCertFile = filepath.Join(p.dir, "server.pem")
+	p.ServerKeyFile = filepath.Join(p.dir, "server-key.pem")
+	p.ServerCert = p.issue(t, "127.0.0.1", x509.ExtKeyUsageServerAuth, p.ServerCertFile, p.ServerKeyFile)
 	p.ClientCertFile = filepath.Join(p.dir, "client.pem")
 	p.ClientKeyFile = filepath.Join(p.dir, "client-key.pem")
 	p.issue(t, "proxy-1", x509.ExtKeyUsageClientAuth, p.ClientCertFile, p.ClientKeyFile)
