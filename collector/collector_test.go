@@ -378,6 +378,14 @@ func TestDedupWindow(t *testing.T) {
 	if Key(&r) != Key(&r2) {
 		t.Error("key depends on proxy-added fields")
 	}
+	// sFlow's flow times are the proxy's receive time: not in the key.
+	sf := r
+	sf.Type = flow.TypeSFlowV5
+	sf2 := sf
+	sf2.FlowStart, sf2.FlowEnd = sf.FlowStart.Add(time.Millisecond), sf.FlowEnd.Add(time.Millisecond)
+	if Key(&sf) != Key(&sf2) {
+		t.Error("sFlow key depends on the receive time")
+	}
 	r2 = r
 	r2.Sequence++
 	if Key(&r) == Key(&r2) {

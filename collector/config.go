@@ -102,7 +102,7 @@ func DefaultConfig() Config {
 		DataDir: "/var/lib/netpulse",
 		Store: StoreConfig{Engine: "duckdb", ClickHouse: ClickHouseConfig{
 			Addrs: []string{"127.0.0.1:9000"}, Database: "netpulse", User: "default",
-		}},
+		}, Retention: store.Retention{}.WithDefaults()},
 		Dedup:            DedupConfig{Window: 10 * time.Minute, MaxKeys: 4000000},
 		Ingest:           wire.DefaultHandlerConfig(),
 		MaintainInterval: 5 * time.Minute,

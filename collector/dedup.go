@@ -25,7 +25,8 @@ import (
 // of what the exporter put in it — exporter address, observation domain,
 // export protocol, the datagram's sequence number, and the record's content
 // (addresses, ports, protocol, flags, interfaces, bytes, packets, flow
-// times, counter values). What a proxy adds (receive time, device id,
+// times except for sFlow, whose times are the receive time, counter
+// values). What a proxy adds (receive time, device id,
 // resample factor, enrichment) is left out. The first proxy to deliver a
 // key owns it for Window; the same key from another proxy within the
 // window is a duplicate and dropped. The same key again from the owner is
@@ -154,8 +155,12 @@ func Key(r *flow.Record) uint64 {
 	p = binary.LittleEndian.AppendUint32(p, r.OutIf)
 	p = binary.LittleEndian.AppendUint64(p, r.Bytes)
 	p = binary.LittleEndian.AppendUint64(p, r.Packets)
-	p = binary.LittleEndian.AppendUint64(p, uint64(r.FlowStart.UnixNano()))
-	p = binary.LittleEndian.AppendUint64(p, uint64(r.FlowEnd.UnixNano()))
+	if r.Type != flow.TypeSFlowV5 {
+		// sFlow carries no flow times: the decoder sets them to the
+		// time of receipt, which differs between proxies.
+		p = binary.LittleEndian.AppendUint64(p, uint64(r.FlowStart.UnixNano()))
+		p = binary.LittleEndian.AppendUint64(p, uint64(r.FlowEnd.UnixNano()))
+	}
 	p = binary.LittleEndian.AppendUint64(p, r.SrcMAC.Uint64()^r.DstMAC.Uint64()<<1)
 	p = binary.LittleEndian.AppendUint32(p, r.SrcAS)
 	p = binary.LittleEndian.AppendUint32(p, r.DstAS)

@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/netpulse/netpulse/collector"
 	"github.com/netpulse/netpulse/decoder"
 	"github.com/netpulse/netpulse/logging"
 	"github.com/netpulse/netpulse/monitor"
@@ -29,11 +30,13 @@ type Config struct {
 	Proxy proxy.Settings `yaml:"proxy"`
 	// Monitor is `netpulse monitor` (docs/monitor.md).
 	Monitor monitor.Config `yaml:"monitor"`
+	// Collector is `netpulse collector` (docs/collector.md).
+	Collector collector.Config `yaml:"collector"`
 }
 
 // Default returns the configuration used when a key is absent.
 func Default() Config {
-	return Config{Log: logging.DefaultConfig(), Decoder: decoder.DefaultConfig(), Proxy: proxy.DefaultSettings(), Monitor: monitor.DefaultConfig()}
+	return Config{Log: logging.DefaultConfig(), Decoder: decoder.DefaultConfig(), Proxy: proxy.DefaultSettings(), Monitor: monitor.DefaultConfig(), Collector: collector.DefaultConfig()}
 }
 
 // Parse reads a configuration over the defaults and validates it.
@@ -76,6 +79,12 @@ func (c *Config) Validate() error {
 	// A file without monitor targets configures something else.
 	if len(c.Monitor.Targets) > 0 {
 		if err := c.Monitor.Validate(); err != nil {
+			return err
+		}
+	}
+	// A file without proxy tokens configures something else.
+	if c.Collector.ProxyTokensFile != "" {
+		if err := c.Collector.Validate(); err != nil {
 			return err
 		}
 	}
