@@ -58,6 +58,7 @@ func cmdMonitor(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+	defer logging.Close(log) // flushes the log file and the syslog queue
 	if *once {
 		cfg.Listen, cfg.Push.URL = "none", ""
 		cfg.Alerts = monitor.AlertConfig{Hold: 1 << 30}

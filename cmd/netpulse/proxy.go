@@ -58,6 +58,7 @@ func cmdProxy(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+	defer logging.Close(log) // flushes the log file and the syslog queue
 	svc, err := proxy.NewService(set, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
