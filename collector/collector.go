@@ -47,6 +47,7 @@ type Server struct {
 	metrics *ingestMetrics
 	mux     *http.ServeMux
 	reg     *prometheus.Registry
+	ifw     *ifw
 
 	ln      net.Listener
 	srv     *http.Server
@@ -100,6 +101,11 @@ func New(cfg Config, st store.Store, opt Options, log *slog.Logger) (*Server, er
 		metrics: newIngestMetrics(),
 		stop:    make(chan struct{}),
 	}
+	if !cfg.IfWatch.Disabled {
+		if s.ifw, err = newIfw(cfg.IfWatch, cfg.DataDir, opt.Now, log.With("component", "ifwatch")); err != nil {
+			return nil, fmt.Errorf("collector: ifwatch: %w", err)
+		}
+	}
 	if err := s.dedup.Load(s.dedupPath(), opt.Now()); err != nil {
 		log.Warn("collector: de-duplication window not restored", "err", err)
 	}
@@ -132,6 +138,7 @@ func New(cfg Config, st store.Store, opt Options, log *slog.Logger) (*Server, er
 	mux.Handle("/api/v1/proxies", http.HandlerFunc(s.api.listProxies))
 	mux.Handle("/api/v1/status", http.HandlerFunc(s.api.status))
 	mux.Handle("/api/v1/dimensions", http.HandlerFunc(s.api.dimensions))
+	mux.Handle("/api/v1/ifwatch/", http.HandlerFunc(s.api.ifwatch))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", s.readyz)
@@ -181,6 +188,13 @@ func (s *Server) Start(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	if s.ifw != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.ifw.run(ctx, s.stop)
+		}()
+	}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -206,6 +220,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	close(s.stop)
 	err := s.srv.Shutdown(ctx)
 	s.wg.Wait()
+	if s.ifw != nil {
+		s.ifw.close(ctx)
+	}
 	if serr := s.dedup.Save(s.dedupPath()); serr != nil {
 		s.log.Warn("collector: de-duplication window not saved", "err", serr)
 	}

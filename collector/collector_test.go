@@ -20,6 +20,7 @@ import (
 	"github.com/netpulse/netpulse/device"
 	"github.com/netpulse/netpulse/flow"
 	"github.com/netpulse/netpulse/flow/flowpb"
+	"github.com/netpulse/netpulse/ifwatch"
 	"github.com/netpulse/netpulse/store"
 	"github.com/netpulse/netpulse/wire"
 	"github.com/netpulse/netpulse/wire/wiretest"
@@ -103,12 +104,17 @@ type testServer struct {
 
 func startServer(t *testing.T, st store.Store, dataDir string) *testServer {
 	t.Helper()
+	return startServerClock(t, st, dataDir, time.Now)
+}
+
+func startServerClock(t *testing.T, st store.Store, dataDir string, now func() time.Time) *testServer {
+	t.Helper()
 	pki := wiretest.NewPKI(t)
 	cfg := Config{
 		Listen: "127.0.0.1:0", CertFile: pki.ServerCertFile, KeyFile: pki.ServerKeyFile,
 		DataDir: dataDir, Ingest: wire.HandlerConfig{MaxBody: 256 << 10},
 	}
-	srv, err := New(cfg, st, Options{ProxyTokens: map[string]string{tokA: "proxy-a", tokB: "proxy-b"}, APITokens: []string{tokOps}}, nil)
+	srv, err := New(cfg, st, Options{ProxyTokens: map[string]string{tokA: "proxy-a", tokB: "proxy-b"}, APITokens: []string{tokOps}, Now: now}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -565,5 +571,61 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := ReadProxyTokens(p); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestIfWatch: interfaces seen in stored flows go down after a silence and
+// come back with traffic; the report API and the events file say so, and
+// the ledger survives a restart.
+func TestIfWatch(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Now().Truncate(time.Second)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	dir := t.TempDir()
+	st := newMemStore()
+	ts := startServerClock(t, st, dir, now)
+	for i, id := range []string{"i1", "i1b"} { // two observations confirm a state (hold_observations)
+		if code, _ := ts.post(t, tokA, id, encode(t, id, records("192.0.2.50", 3, uint32(10+i)))); code != 200 {
+			t.Fatal(code)
+		}
+		advance(30 * time.Second)
+	}
+	if got := ts.ifw.w.Status(ifwatch.Key{Exporter: netip.MustParseAddr("192.0.2.50"), IfIndex: 1}).State; got != ifwatch.Up {
+		t.Fatalf("in_if 1 after traffic: %v", got)
+	}
+	advance(6 * time.Minute) // past down_after (5m)
+	ev, err := ts.ifw.w.Tick(context.Background())
+	if err != nil || len(ev) != 2 {
+		t.Fatalf("tick: %v %v", ev, err)
+	}
+	ts.ifw.emit(ev, nil)
+	code, data := ts.get(t, tokOps, "/api/v1/ifwatch/recent?since=10m")
+	if code != 200 || !strings.Contains(string(data), "192.0.2.50") {
+		t.Fatalf("recent: %d %s", code, data)
+	}
+	code, data = ts.get(t, tokOps, "/api/v1/ifwatch/downtime?format=csv")
+	if code != 200 || !strings.Contains(string(data), "192.0.2.50") {
+		t.Fatalf("downtime: %d %s", code, data)
+	}
+	// A restart keeps the open outages; traffic closes them.
+	ts.stop(t)
+	ts = startServerClock(t, st, dir, now)
+	advance(time.Minute)
+	for i, id := range []string{"i2", "i2b"} {
+		if code, _ := ts.post(t, tokA, id, encode(t, id, records("192.0.2.50", 3, uint32(20+i)))); code != 200 {
+			t.Fatal(code)
+		}
+		advance(30 * time.Second)
+	}
+	open, _ := ts.ifw.ledger.OpenOutages(context.Background())
+	all, _ := ts.ifw.ledger.Overlapping(context.Background(), clock.Add(-time.Hour), clock.Add(time.Hour))
+	if len(open) != 0 || len(all) != 2 {
+		t.Fatalf("after traffic: %d open, %d outages (want 0 and 2: one per interface, not doubled by the restart)", len(open), len(all))
+	}
+	ts.stop(t)
+	events, _ := os.ReadFile(filepath.Join(dir, "ifwatch-events.log"))
+	if !strings.Contains(string(events), "IFDOWN") || !strings.Contains(string(events), "IFUP") {
+		t.Fatalf("events file: %s", events)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netpulse/netpulse/ifwatch"
 	"github.com/netpulse/netpulse/store"
 	"github.com/netpulse/netpulse/wire"
 )
@@ -57,6 +58,9 @@ type Config struct {
 	Ingest wire.HandlerConfig `yaml:"ingest"`
 	// MaintainInterval is how often retention runs. Default 5m.
 	MaintainInterval time.Duration `yaml:"maintain_interval"`
+	// IfWatch watches every exporter+interface for silence
+	// (docs/ifwatch.md).
+	IfWatch IfWatchConfig `yaml:"ifwatch"`
 }
 
 // StoreConfig picks and configures the store.
@@ -106,6 +110,7 @@ func DefaultConfig() Config {
 		Dedup:            DedupConfig{Window: 10 * time.Minute, MaxKeys: 4000000},
 		Ingest:           wire.DefaultHandlerConfig(),
 		MaintainInterval: 5 * time.Minute,
+		IfWatch:          IfWatchConfig{Rules: ifwatch.DefaultConfig(), Tick: 15 * time.Second},
 	}
 }
 

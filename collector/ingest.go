@@ -49,6 +49,9 @@ func (s *Server) onBatch(ctx context.Context, proxy string, b *flowpb.Batch) err
 	}
 	s.metrics.batches.Add(1)
 	s.metrics.records.Add(uint64(len(kept)))
+	if s.ifw != nil {
+		s.ifw.observe(ctx, kept)
+	}
 	s.proxies.stored(proxy, now, len(kept), dups, devices, exporters)
 	return nil
 }
