@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/netpulse/netpulse/device"
@@ -128,7 +129,7 @@ func New(cfg Config, st store.Store, opt Options, log *slog.Logger) (*Server, er
 	}
 	s.api = &api{s: s, auth: apiAuth}
 	s.reg = prometheus.NewRegistry()
-	s.reg.MustRegister((*collectorMetrics)(s), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	s.reg.MustRegister((*collectorMetrics)(s), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
 	mux.Handle(wire.Path, withRemote(s.ingest))

@@ -21,6 +21,7 @@ import (
 	"github.com/netpulse/netpulse/flow"
 	"github.com/netpulse/netpulse/flow/flowpb"
 	"github.com/netpulse/netpulse/ifwatch"
+	"github.com/netpulse/netpulse/internal/promtest"
 	"github.com/netpulse/netpulse/store"
 	"github.com/netpulse/netpulse/wire"
 	"github.com/netpulse/netpulse/wire/wiretest"
@@ -628,4 +629,15 @@ func TestIfWatch(t *testing.T) {
 	if !strings.Contains(string(events), "IFDOWN") || !strings.Contains(string(events), "IFUP") {
 		t.Fatalf("events file: %s", events)
 	}
+}
+
+// TestMetricsLint: the collector's metrics follow Prometheus conventions.
+func TestMetricsLint(t *testing.T) {
+	ts := startServer(t, newMemStore(), t.TempDir())
+	ts.post(t, tokA, "m1", encode(t, "m1", records("192.0.2.10", 3, 1)))
+	ts.post(t, "wrong-token-xxxxxxxxxxxxxxxx", "m2", encode(t, "m2", records("192.0.2.10", 3, 2)))
+	promtest.Lint(t, ts.Registry(), "netpulse_collector_",
+		"netpulse_collector_records_stored_total", "netpulse_collector_rejected_requests_total",
+		"netpulse_collector_duplicate_records_total", "netpulse_collector_proxy_last_seen_timestamp_seconds",
+		"netpulse_collector_store_insert_seconds")
 }

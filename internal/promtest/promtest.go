@@ -12,7 +12,8 @@ import (
 )
 
 // Lint gathers g and fails t for every promlint problem, every metric
-// without prefix (when prefix is not empty) and every name in want that is
+// without prefix (when prefix is not empty; the Go runtime's go_ and
+// process_ metrics are exempt) and every name in want that is
 // not exported.
 func Lint(t testing.TB, g prometheus.Gatherer, prefix string, want ...string) {
 	t.Helper()
@@ -30,7 +31,8 @@ func Lint(t testing.TB, g prometheus.Gatherer, prefix string, want ...string) {
 	names := map[string]bool{}
 	for _, mf := range mfs {
 		names[mf.GetName()] = true
-		if prefix != "" && !strings.HasPrefix(mf.GetName(), prefix) {
+		std := strings.HasPrefix(mf.GetName(), "go_") || strings.HasPrefix(mf.GetName(), "process_")
+		if prefix != "" && !std && !strings.HasPrefix(mf.GetName(), prefix) {
 			t.Errorf("metric %s lacks the %s prefix", mf.GetName(), prefix)
 		}
 	}
