@@ -3,20 +3,25 @@ GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-SAMPLE   := testdata/captures/pmacct-ipfix.pcap
 
-.PHONY: all build run test test-short lint bench fuzz captures clean
+.PHONY: all build build-static run test test-short lint bench fuzz captures clean
 
 all: build
 
-# The edge binary is static: no cgo.
+# The full binary links the embedded DuckDB store (cgo; the first build
+# takes a minute).
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/netpulse ./cmd/netpulse
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/netpulse ./cmd/netpulse
 
-# Until the collector exists, the main job is decoding a bundled capture
-# from a real exporter.
+# The edge binary (proxy, monitor, tcpstats, probe, decode) is static: no
+# cgo, no DuckDB.
+build-static:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/netpulse-static ./cmd/netpulse
+
+# The main job: the all-in-one collector + proxy on the embedded store,
+# with simulated routers sending over loopback. State in ./netpulse-data.
 run: build
-	./bin/netpulse decode --format tsv --stats $(SAMPLE)
+	./bin/netpulse run -demo
 
 # All tests, with the race detector. Integration tests skip loudly when a
 # peer (tshark, softflowd…) is missing, and fail instead when
@@ -53,6 +58,8 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzDecodeBatch -fuzztime $(FUZZTIME) ./wire/
 	$(GO) test -run XXX -fuzz FuzzParseText -fuzztime $(FUZZTIME) ./health/
 	$(GO) test -run XXX -fuzz FuzzFlags -fuzztime $(FUZZTIME) ./proxy/
+	$(GO) test -run XXX -fuzz FuzzParseQuery -fuzztime $(FUZZTIME) ./collector/
+	$(GO) test -run XXX -fuzz FuzzDedupLoad -fuzztime $(FUZZTIME) ./collector/
 
 # Regenerate the real-exporter captures (root; needs softflowd, pmacct,
 # fprobe, tcpreplay, dumpcap). Not part of `make test`.

@@ -22,6 +22,11 @@ var version = "dev"
 const usage = `netpulse: network telemetry — flow proxy, collector and health monitors.
 
 Usage:
+  netpulse run [-demo] [-data DIR] [-api ADDR] [-flow ADDR]
+                                 the all-in-one: collector + proxy on the embedded store
+  netpulse collector -config FILE
+                                 ingest from proxies, store (DuckDB|ClickHouse), query API
+
   netpulse decode [--format json|tsv] [--templates FILE] [--stats] FILE...
                                  decode NetFlow/IPFIX/sFlow in pcap or pcapng files
   netpulse config check FILE     validate a configuration file
@@ -38,15 +43,15 @@ Usage:
   netpulse monitor -config FILE [-check] [-once]
                                  poll proxies' health checks; metrics, push, alerts
 
-Not built yet (they exit with status 2 and do nothing):
-  run, collector, ifwatch, probe
+  netpulse ifwatch report [-since 10m | -month YYYY-MM | -rolling] [-format table|json|csv]
+                                 what went down/up, downtime and availability (asks a collector)
+
+Not built yet (it exits with status 2 and does nothing):
+  probe
 `
 
 // notBuilt are the subcommands of the product design that do not exist yet.
-var notBuilt = map[string]bool{
-	"run": true, "collector": true,
-	"ifwatch": true, "probe": true,
-}
+var notBuilt = map[string]bool{"probe": true}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -61,6 +66,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case cmd == "decode":
 		return cmdDecode(rest, stdout, stderr)
+	case cmd == "run":
+		return cmdRun(rest, stdout, stderr)
+	case cmd == "ifwatch":
+		return cmdIfwatch(rest, stdout, stderr)
+	case cmd == "collector":
+		return cmdCollector(rest, stderr)
 	case cmd == "monitor":
 		return cmdMonitor(rest, stdout, stderr)
 	case cmd == "proxy":

@@ -19,7 +19,11 @@ func TestSubcommands(t *testing.T) {
 		out  string
 	}{
 		{[]string{"version"}, 0, "netpulse "},
-		{[]string{"collector"}, 2, "not built yet"},
+		{[]string{"collector"}, 2, "usage: netpulse collector"},
+		{[]string{"ifwatch"}, 2, "usage: netpulse ifwatch report"},
+		{[]string{"probe"}, 2, "not built yet"},
+		{[]string{"collector", "-config", good}, 2, "proxy_tokens_file is required"},
+		{[]string{"run", "extra"}, 2, "usage: netpulse run"},
 		{[]string{"tcpstats"}, 2, "usage: netpulse tcpstats"},
 		{[]string{"tcpstats", "--format", "json", filepath.Join("..", "..", "testdata", "tcp", "rst4.pcap")}, 0, `"reset": 1`},
 		{[]string{"monitor"}, 2, "usage: netpulse monitor"},

@@ -1,0 +1,16 @@
+//go:build cgo
+
+package main
+
+import (
+	"github.com/netpulse/netpulse/store"
+	"github.com/netpulse/netpulse/store/duckdb"
+)
+
+// With cgo, the binary has the embedded DuckDB store; the static edge
+// build (CGO_ENABLED=0) does not link it.
+func init() {
+	openDuckDB = func(path string, r store.Retention) (store.Store, error) {
+		return duckdb.Open(path, duckdb.Config{Retention: r})
+	}
+}
