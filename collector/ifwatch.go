@@ -14,6 +14,7 @@ import (
 	"github.com/netpulse/netpulse/alert"
 	"github.com/netpulse/netpulse/flow"
 	"github.com/netpulse/netpulse/ifwatch"
+	"github.com/netpulse/netpulse/ifwatch/sshpoll"
 	"github.com/netpulse/netpulse/store"
 )
 
@@ -35,6 +36,9 @@ type IfWatchConfig struct {
 	Syslog alert.SyslogConfig `yaml:"syslog"`
 	// Webhook posts events as JSON when its URL is set.
 	Webhook alert.WebhookConfig `yaml:"webhook"`
+	// Remote polls other flow collectors' stats files over SSH/SFTP
+	// (docs/ifwatch-sources.md) when collectors are listed.
+	Remote sshpoll.Config `yaml:"remote"`
 }
 
 // flowSource and counterSource name the collector's own sources.
@@ -49,6 +53,7 @@ type ifw struct {
 	w      *ifwatch.Watcher
 	ledger *ifwatch.FileLedger
 	send   alert.Multi
+	remote *sshpoll.Poller
 	log    *slog.Logger
 	now    func() time.Time
 
@@ -97,7 +102,23 @@ func newIfw(cfg IfWatchConfig, dataDir string, now func() time.Time, log *slog.L
 		}
 		x.send = append(x.send, h)
 	}
+	if len(cfg.Remote.Collectors) > 0 {
+		x.remote, err = sshpoll.New(cfg.Remote, sshpoll.Deps{Log: log, Now: now, Handle: x.fromRemote})
+		if err != nil {
+			return nil, fmt.Errorf("collector.ifwatch.remote: %w", err)
+		}
+	}
 	return x, nil
+}
+
+// fromRemote feeds one poll of a remote collector's stats file.
+func (x *ifw) fromRemote(p sshpoll.Poll) {
+	obs, failing := sshpoll.Observations(p)
+	x.w.SetSourceFailing(sshpoll.Source(p.Collector), failing)
+	if len(obs) > 0 {
+		ev, err := x.w.Observe(context.Background(), obs...)
+		x.emit(ev, err)
+	}
 }
 
 // observe feeds a stored batch: traffic per exporter and input and output
@@ -146,6 +167,11 @@ func (x *ifw) run(ctx context.Context, stop <-chan struct{}) {
 	if err := x.send.Start(ctx); err != nil {
 		x.log.Error("ifwatch: alert senders", "err", err)
 	}
+	if x.remote != nil {
+		if err := x.remote.Start(ctx); err != nil {
+			x.log.Error("ifwatch: remote collectors", "err", err)
+		}
+	}
 	t := time.NewTicker(x.cfg.Tick)
 	defer t.Stop()
 	for {
@@ -162,6 +188,11 @@ func (x *ifw) run(ctx context.Context, stop <-chan struct{}) {
 }
 
 func (x *ifw) close(ctx context.Context) {
+	if x.remote != nil {
+		if err := x.remote.Stop(ctx); err != nil {
+			x.log.Warn("ifwatch: remote collectors", "err", err)
+		}
+	}
 	if err := x.send.Stop(ctx); err != nil {
 		x.log.Warn("ifwatch: alert senders", "err", err)
 	}

@@ -3,6 +3,7 @@ package sshpoll
 import (
 	"context"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
+	"github.com/netpulse/netpulse/ifwatch"
 	"github.com/netpulse/netpulse/ifwatch/statsfile"
 	"github.com/netpulse/netpulse/internal/integration"
 )
@@ -130,6 +132,7 @@ func TestRemoteCollectors(t *testing.T) {
 		writeStats(t, pathB, t0.Add(-2*time.Minute), statsHeader+
 			"192.0.2.10\t0\t2\t0\t0\t0\t0\n")
 		polls := pollAll(t, p)
+		before := polls
 		if len(polls) != 2 || polls[0].Collector != "fc-a" || polls[1].Collector != "fc-b" {
 			t.Fatalf("polls %+v, want fc-a then fc-b", polls)
 		}
@@ -160,6 +163,10 @@ func TestRemoteCollectors(t *testing.T) {
 		if got, want := bps(t, polls[1]), map[string]float64{"192.0.2.10": 8000}; !equalRates(got, want) {
 			t.Errorf("after, B: %v, want %v", got, want)
 		}
+		// ifwatch, fed these polls a minute apart for 20 minutes (before
+		// the move, then after it), never reports 192.0.2.10 down: A's
+		// zero is ignored while B carries the flow.
+		checkNothingDown(t, before, polls)
 		// ifwatch counts an exporter up when any source reports > 0: the
 		// moved flow stays up, A's zero notwithstanding.
 		if bps(t, polls[0])["192.0.2.10"]+bps(t, polls[1])["192.0.2.10"] <= 0 {
@@ -385,4 +392,51 @@ func encryptedKey(t *testing.T, passphrase string) (string, ssh.PublicKey) {
 		t.Fatal(err)
 	}
 	return path, pub
+}
+
+// checkNothingDown feeds real polls into an ifwatch.Watcher, one round a
+// minute: ten rounds of before, ten of after, and fails on any down
+// event.
+func checkNothingDown(t *testing.T, before, after []Poll) {
+	t.Helper()
+	ctx := context.Background()
+	clock := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
+	w, err := ifwatch.New(ifwatch.DefaultConfig(), ifwatch.Deps{Ledger: ifwatch.NewMemLedger(), Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	moved := ifwatch.Key{Exporter: netip.MustParseAddr("192.0.2.10")}
+	for round := range 20 {
+		polls := before
+		if round >= 10 {
+			polls = after
+		}
+		for _, p := range polls {
+			p.Time = clock
+			obs, failing := Observations(p)
+			w.SetSourceFailing(Source(p.Collector), failing)
+			ev, err := w.Observe(ctx, obs...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ev {
+				if e.Kind == ifwatch.EventDown {
+					t.Errorf("round %d: %v", round, e)
+				}
+			}
+		}
+		ev, _ := w.Tick(ctx)
+		for _, e := range ev {
+			if e.Kind == ifwatch.EventDown {
+				t.Errorf("round %d tick: %v", round, e)
+			}
+		}
+		clock = clock.Add(time.Minute)
+	}
+	if st := w.Status(moved).State; st != ifwatch.Up {
+		t.Errorf("192.0.2.10 after the move: %v, want up", st)
+	}
 }
