@@ -223,6 +223,15 @@ const (
 //
 // Filters are ANDed. Table forces a table (for tests and benchmarks);
 // empty lets PickTable choose.
+//
+// Details both engines keep (store/storetest checks them):
+//   - a query that matches nothing returns no rows, even without GroupBy;
+//   - an empty OrderBy means bytes; Limit is ignored for a series without
+//     GroupBy;
+//   - the empty string is a valid filter value, meaning an absent address
+//     (or empty name), and "unknown" is a valid flow_type and direction;
+//   - times are kept to the millisecond at least (range ends included);
+//   - a forced rollup Table answers only for its own dimensions.
 type Query struct {
 	From    time.Time     `json:"from"`
 	To      time.Time     `json:"to"`
