@@ -74,48 +74,7 @@ FROM system.parts WHERE database = '%s' AND active GROUP BY table ORDER BY table
 	b.Logf("per column:\n%s", srv.MustQuery(b, fmt.Sprintf(`SELECT table, column, sum(column_data_compressed_bytes) AS c, sum(column_data_uncompressed_bytes) AS u
 FROM system.parts_columns WHERE database = '%s' AND active AND table = 'flows' GROUP BY table, column ORDER BY c DESC`, db)))
 
-	b.Run("Disk", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := st.Info(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-		}
-		storetest.ReportDisk(b, st)
-	})
-	all := store.Query{From: from, To: to}
-	for _, c := range []struct {
-		name  string
-		q     store.Query
-		table store.Table
-	}{
-		{"TopSrcAddr", store.Query{GroupBy: []store.Dim{store.DimSrcAddr}}, store.TableRaw},
-		{"TopSrcDstAddr", store.Query{GroupBy: []store.Dim{store.DimSrcAddr, store.DimDstAddr}}, store.TableRaw},
-		{"TopDstPortProto", store.Query{GroupBy: []store.Dim{store.DimDstPort, store.DimProto}}, store.TableRaw},
-		{"TopExporterInIf", store.Query{GroupBy: []store.Dim{store.DimExporter, store.DimInIf}}, store.TableHour},
-		{"TopDstCountry/1m", store.Query{GroupBy: []store.Dim{store.DimDstCountry}, Table: store.TableMinute}, store.TableMinute},
-		{"TopDstCountry/raw", store.Query{GroupBy: []store.Dim{store.DimDstCountry}, Table: store.TableRaw}, store.TableRaw},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			q := c.q
-			q.From, q.To = all.From, all.To
-			if got := store.PickTable(&q, store.Retention{}, time.Now()); got != c.table {
-				b.Fatalf("PickTable = %s, want %s", got, c.table)
-			}
-			storetest.BenchTopN(b, st, q, rows)
-		})
-	}
-	b.Run("SeriesTop5Exporter/1m", func(b *testing.B) {
-		q := store.Query{From: from, To: to, Step: time.Minute, GroupBy: []store.Dim{store.DimExporter}, OrderBy: store.MetricBytes, Limit: 5}
-		storetest.BenchQuery(b, st, q, rows)
-	})
-	b.Run("SeriesTop5SrcAddr/raw", func(b *testing.B) {
-		q := store.Query{From: from, To: to, Step: 5 * time.Minute, GroupBy: []store.Dim{store.DimSrcAddr}, OrderBy: store.MetricBytes, Limit: 5}
-		storetest.BenchQuery(b, st, q, rows)
-	})
-	b.Run("FilteredTotal/raw", func(b *testing.B) {
-		q := store.Query{From: from, To: to, Filters: []store.Filter{{Dim: store.DimProto, Op: store.OpEq, Values: []string{"6"}}, {Dim: store.DimSrcInternal, Op: store.OpEq, Values: []string{"true"}}}, Table: store.TableRaw}
-		storetest.BenchQuery(b, st, q, rows)
-	})
+	storetest.BenchQueries(b, st, from, to, rows)
 }
 
 // optimize merges every partition of db into one part, as background

@@ -124,45 +124,5 @@ func BenchmarkQuery(b *testing.B) {
 	rows := in.Rows[store.TableRaw]
 	b.Logf("DuckDB %s, %d flow rows over [%s, %s), rows %v", in.Version, rows, from.Format(time.RFC3339), to.Format(time.RFC3339), in.Rows)
 
-	b.Run("Disk", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := st.Info(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-		}
-		storetest.ReportDisk(b, st)
-	})
-	for _, c := range []struct {
-		name  string
-		q     store.Query
-		table store.Table
-	}{
-		{"TopSrcAddr", store.Query{GroupBy: []store.Dim{store.DimSrcAddr}}, store.TableRaw},
-		{"TopSrcDstAddr", store.Query{GroupBy: []store.Dim{store.DimSrcAddr, store.DimDstAddr}}, store.TableRaw},
-		{"TopDstPortProto", store.Query{GroupBy: []store.Dim{store.DimDstPort, store.DimProto}}, store.TableRaw},
-		{"TopExporterInIf", store.Query{GroupBy: []store.Dim{store.DimExporter, store.DimInIf}}, store.TableHour},
-		{"TopDstCountry/1m", store.Query{GroupBy: []store.Dim{store.DimDstCountry}, Table: store.TableMinute}, store.TableMinute},
-		{"TopDstCountry/raw", store.Query{GroupBy: []store.Dim{store.DimDstCountry}, Table: store.TableRaw}, store.TableRaw},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			q := c.q
-			q.From, q.To = from, to
-			if got := store.PickTable(&q, store.Retention{}, time.Now()); got != c.table {
-				b.Fatalf("PickTable = %s, want %s", got, c.table)
-			}
-			storetest.BenchTopN(b, st, q, rows)
-		})
-	}
-	b.Run("SeriesTop5Exporter/1m", func(b *testing.B) {
-		q := store.Query{From: from, To: to, Step: time.Minute, GroupBy: []store.Dim{store.DimExporter}, OrderBy: store.MetricBytes, Limit: 5}
-		storetest.BenchQuery(b, st, q, rows)
-	})
-	b.Run("SeriesTop5SrcAddr/raw", func(b *testing.B) {
-		q := store.Query{From: from, To: to, Step: 5 * time.Minute, GroupBy: []store.Dim{store.DimSrcAddr}, OrderBy: store.MetricBytes, Limit: 5}
-		storetest.BenchQuery(b, st, q, rows)
-	})
-	b.Run("FilteredTotal/raw", func(b *testing.B) {
-		q := store.Query{From: from, To: to, Filters: []store.Filter{{Dim: store.DimProto, Op: store.OpEq, Values: []string{"6"}}, {Dim: store.DimSrcInternal, Op: store.OpEq, Values: []string{"true"}}}, Table: store.TableRaw}
-		storetest.BenchQuery(b, st, q, rows)
-	})
+	storetest.BenchQueries(b, st, from, to, rows)
 }

@@ -129,3 +129,50 @@ func ReportDisk(b *testing.B, st store.Store) {
 	b.ReportMetric(float64(in.DiskBytes)/(float64(raw)/1e6), "bytes/Mflows")
 	b.Logf("%d flows, %d bytes on disk (%.1f bytes/flow); rows: %v", raw, in.DiskBytes, float64(in.DiskBytes)/float64(raw), in.Rows)
 }
+
+// BenchQueries is the query set both engines' benchmarks run over the
+// rows loaded in [from, to): the size on disk, top-N from the raw table
+// and the rollups, series and a filtered total (docs/storage.md).
+func BenchQueries(b *testing.B, st store.Store, from, to time.Time, rows int64) {
+	b.Run("Disk", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := st.Info(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		ReportDisk(b, st)
+	})
+	for _, c := range []struct {
+		name  string
+		q     store.Query
+		table store.Table
+	}{
+		{"TopSrcAddr", store.Query{GroupBy: []store.Dim{store.DimSrcAddr}}, store.TableRaw},
+		{"TopSrcDstAddr", store.Query{GroupBy: []store.Dim{store.DimSrcAddr, store.DimDstAddr}}, store.TableRaw},
+		{"TopDstPortProto", store.Query{GroupBy: []store.Dim{store.DimDstPort, store.DimProto}}, store.TableRaw},
+		{"TopExporterInIf", store.Query{GroupBy: []store.Dim{store.DimExporter, store.DimInIf}}, store.TableHour},
+		{"TopDstCountry/1m", store.Query{GroupBy: []store.Dim{store.DimDstCountry}, Table: store.TableMinute}, store.TableMinute},
+		{"TopDstCountry/raw", store.Query{GroupBy: []store.Dim{store.DimDstCountry}, Table: store.TableRaw}, store.TableRaw},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			q := c.q
+			q.From, q.To = from, to
+			if got := store.PickTable(&q, store.Retention{}, time.Now()); got != c.table {
+				b.Fatalf("PickTable = %s, want %s", got, c.table)
+			}
+			BenchTopN(b, st, q, rows)
+		})
+	}
+	b.Run("SeriesTop5Exporter/1m", func(b *testing.B) {
+		q := store.Query{From: from, To: to, Step: time.Minute, GroupBy: []store.Dim{store.DimExporter}, OrderBy: store.MetricBytes, Limit: 5}
+		BenchQuery(b, st, q, rows)
+	})
+	b.Run("SeriesTop5SrcAddr/raw", func(b *testing.B) {
+		q := store.Query{From: from, To: to, Step: 5 * time.Minute, GroupBy: []store.Dim{store.DimSrcAddr}, OrderBy: store.MetricBytes, Limit: 5}
+		BenchQuery(b, st, q, rows)
+	})
+	b.Run("FilteredTotal/raw", func(b *testing.B) {
+		q := store.Query{From: from, To: to, Filters: []store.Filter{{Dim: store.DimProto, Op: store.OpEq, Values: []string{"6"}}, {Dim: store.DimSrcInternal, Op: store.OpEq, Values: []string{"true"}}}, Table: store.TableRaw}
+		BenchQuery(b, st, q, rows)
+	})
+}
