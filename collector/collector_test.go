@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/netpulse/netpulse/alert"
+	"github.com/netpulse/netpulse/alert/rsyslogtest"
 	"github.com/netpulse/netpulse/device"
 	"github.com/netpulse/netpulse/flow"
 	"github.com/netpulse/netpulse/flow/flowpb"
@@ -108,12 +111,15 @@ func startServer(t *testing.T, st store.Store, dataDir string) *testServer {
 	return startServerClock(t, st, dataDir, time.Now)
 }
 
-func startServerClock(t *testing.T, st store.Store, dataDir string, now func() time.Time) *testServer {
+func startServerClock(t *testing.T, st store.Store, dataDir string, now func() time.Time, mutate ...func(*Config)) *testServer {
 	t.Helper()
 	pki := wiretest.NewPKI(t)
 	cfg := Config{
 		Listen: "127.0.0.1:0", CertFile: pki.ServerCertFile, KeyFile: pki.ServerKeyFile,
 		DataDir: dataDir, Ingest: wire.HandlerConfig{MaxBody: 256 << 10},
+	}
+	for _, m := range mutate {
+		m(&cfg)
 	}
 	srv, err := New(cfg, st, Options{ProxyTokens: map[string]string{tokA: "proxy-a", tokB: "proxy-b"}, APITokens: []string{tokOps}, Now: now}, nil)
 	if err != nil {
@@ -640,4 +646,50 @@ func TestMetricsLint(t *testing.T) {
 		"netpulse_collector_records_stored_total", "netpulse_collector_rejected_requests_total",
 		"netpulse_collector_duplicate_records_total", "netpulse_collector_proxy_last_seen_timestamp_seconds",
 		"netpulse_collector_store_insert_seconds")
+}
+
+// TestIfWatchAlertsToRsyslog: down and up events reach a real rsyslog as
+// RFC 5424 messages with the ifwatch structured data.
+func TestIfWatchAlertsToRsyslog(t *testing.T) {
+	rs := rsyslogtest.Start(t)
+	var mu sync.Mutex
+	clock := time.Now().Truncate(time.Second)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	ts := startServerClock(t, newMemStore(), t.TempDir(), now, func(c *Config) {
+		c.IfWatch.Syslog = alert.SyslogConfig{Address: rs.TCP, Transport: "tcp"}
+	})
+	feed := func(prefix string) {
+		for i := range 2 {
+			id := prefix + strconv.Itoa(i)
+			if code, _ := ts.post(t, tokA, id, encode(t, id, records("198.51.100.7", 1, uint32(len(prefix)*10+i)))); code != 200 {
+				t.Fatal(code)
+			}
+			advance(30 * time.Second)
+		}
+	}
+	feed("a")
+	advance(6 * time.Minute)
+	ev, err := ts.ifw.w.Tick(context.Background())
+	ts.ifw.emit(ev, err)
+	feed("bb")
+	msgs := rs.Wait(t, 4, func(m rsyslogtest.Message) bool { return m.AppName == "netpulse" || strings.HasPrefix(m.MsgID, "IF") })
+	seen := map[string]int{}
+	for _, m := range msgs {
+		sd, err := m.SDMap()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := sd["ifwatch@32473"]
+		if m.Version != "1" || p["exporter"] != "198.51.100.7" || (p["ifindex"] != "1" && p["ifindex"] != "2") {
+			t.Errorf("message %+v, SD %v", m, sd)
+		}
+		seen[m.MsgID]++
+		if m.MsgID == "IFDOWN" && (m.Severity != "4" || p["cause"] != "silence" || p["state"] != "down") {
+			t.Errorf("down alert %+v %v", m, p)
+		}
+	}
+	if seen["IFDOWN"] != 2 || seen["IFUP"] != 2 {
+		t.Fatalf("alerts by msgid %v, want 2 IFDOWN and 2 IFUP", seen)
+	}
 }
