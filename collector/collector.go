@@ -140,7 +140,11 @@ func New(cfg Config, st store.Store, opt Options, log *slog.Logger) (*Server, er
 	mux.Handle("/api/v1/status", http.HandlerFunc(s.api.status))
 	mux.Handle("/api/v1/dimensions", http.HandlerFunc(s.api.dimensions))
 	mux.Handle("/api/v1/ifwatch/", http.HandlerFunc(s.api.ifwatch))
-	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	gatherers := prometheus.Gatherers{s.reg}
+	if s.ifw != nil && s.ifw.remote != nil {
+		gatherers = append(gatherers, s.ifw.remote.Registry())
+	}
+	mux.Handle("/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", s.readyz)
 	for p, h := range opt.Extra {

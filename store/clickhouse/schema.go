@@ -223,6 +223,7 @@ type migration struct {
 // was released: add the next.
 var migrations = []migration{
 	{1, "flows, flows_1m, flows_1h with their materialized views, if_counters, batches", schemaV1},
+	{2, "ifwatch_outages, ifwatch_keys: the ifwatch outage ledger", schemaV2},
 }
 
 // SchemaVersion is the schema version this package creates.
@@ -275,6 +276,54 @@ ORDER BY (time, exporter, if_index)`, db, definitions(countersColumns), partitio
 ) ENGINE = MergeTree()
 PARTITION BY %s
 ORDER BY batch_id`, db, definitions(batchesColumns), partitionBy("received", raw)),
+	}
+}
+
+// schemaV2 adds the ifwatch outage ledger's tables (see ledger.go for how
+// they are written and read). They are not partitioned by time (their
+// partition key is not intDiv(toUInt32(…), …), so loadPartitions and
+// Maintain leave them alone): the ledger keeps its outages and keys for
+// good, and they are few.
+//
+// Times are Int64 microseconds since the Unix epoch (UTC), which keeps
+// the watcher's instants to the microsecond on 18.16 (no DateTime64);
+// noTime (the smallest Int64) stands for none: an open outage's end and
+// closed time, an outage opened with no time. Exporters are Strings of
+// netip.Addr.AsSlice, as in the other tables.
+//
+// ifwatch_outages is a ReplacingMergeTree on id with a version column:
+// 18.16 has no UPDATE (ALTER … UPDATE came in 18.12 as an asynchronous
+// mutation, whose effect a following read may not yet see), so Close
+// inserts the outage again with version 2 and readers take, per id, the
+// columns of the highest version (argMax), which is right before and
+// after the background merges that drop the older row.
+//
+// ifwatch_keys is a ReplacingMergeTree on the key whose version is the
+// first-seen time reversed (firstSeenVersion), so merges keep the
+// earliest time; readers take min(first_seen) per key anyway.
+func schemaV2(db string, _ store.Retention) []string {
+	return []string{
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.ifwatch_outages (
+	id UInt64,
+	exporter String,
+	if_index UInt32,
+	start_us Int64,
+	end_us Int64,
+	source_name String,
+	source_kind String,
+	cause String,
+	opened_us Int64,
+	closed_us Int64,
+	version UInt8
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY id`, db),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.ifwatch_keys (
+	exporter String,
+	if_index UInt32,
+	first_seen_us Int64,
+	version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (exporter, if_index)`, db),
 	}
 }
 

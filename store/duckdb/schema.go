@@ -124,11 +124,37 @@ CREATE TABLE if_counters (
 	eth_symbol_errors             UINTEGER
 );
 `,
+	// 2: the ifwatch outage ledger (see ledger.go). exporter is a BLOB as
+	// above (never empty: the ledger refuses keys without an address);
+	// end_time and closed_at are NULL while the outage is open, opened_at
+	// NULL when the watcher gave no time. Outage ids come from the
+	// sequence: monotonic, never 0, never reused.
+	`
+CREATE SEQUENCE ifwatch_outage_ids START 1;
+CREATE TABLE ifwatch_outages (
+	id          UBIGINT PRIMARY KEY,
+	exporter    BLOB NOT NULL,
+	if_index    UINTEGER NOT NULL,
+	start_time  TIMESTAMP NOT NULL,
+	end_time    TIMESTAMP,
+	source_name VARCHAR NOT NULL,
+	source_kind VARCHAR NOT NULL,
+	cause       VARCHAR NOT NULL,
+	opened_at   TIMESTAMP,
+	closed_at   TIMESTAMP
+);
+CREATE TABLE ifwatch_keys (
+	exporter   BLOB NOT NULL,
+	if_index   UINTEGER NOT NULL,
+	first_seen TIMESTAMP NOT NULL,
+	PRIMARY KEY (exporter, if_index)
+);
+`,
 }
 
 // SchemaVersion is the schema version this build writes and reads: the
 // number of migrations (a test checks it).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrate brings the schema of db up to SchemaVersion, one transaction
 // per migration, and returns the version found before. A file written by
