@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/netpulse/netpulse/device"
+	"github.com/netpulse/netpulse/ifwatch"
 	"github.com/netpulse/netpulse/store"
 	"github.com/netpulse/netpulse/wire"
 )
@@ -65,6 +66,9 @@ type Options struct {
 	APITokens []string
 	// Now is the clock, for tests. Default time.Now.
 	Now func() time.Time
+	// Ledger is the store's ifwatch outage ledger; nil keeps it in a file
+	// in the data directory.
+	Ledger ifwatch.Ledger
 	// Extra mounts more handlers on the server's mux (pattern → handler),
 	// for parts that live in the collector process.
 	Extra map[string]http.Handler
@@ -103,7 +107,7 @@ func New(cfg Config, st store.Store, opt Options, log *slog.Logger) (*Server, er
 		stop:    make(chan struct{}),
 	}
 	if !cfg.IfWatch.Disabled {
-		if s.ifw, err = newIfw(cfg.IfWatch, cfg.DataDir, opt.Now, log.With("component", "ifwatch")); err != nil {
+		if s.ifw, err = newIfw(cfg.IfWatch, cfg.DataDir, opt.Ledger, opt.Now, log.With("component", "ifwatch")); err != nil {
 			return nil, fmt.Errorf("collector: ifwatch: %w", err)
 		}
 	}

@@ -20,7 +20,8 @@ import (
 
 // IfWatchConfig runs ifwatch inside the collector (docs/ifwatch.md): the
 // flows and sFlow counters the collector stores are its sources, the
-// outage ledger is kept in the data directory, and events go to the log,
+// outage ledger is kept in the flow store (a file in the data directory
+// when the store has none), and events go to the log,
 // a rotating events file, and optionally a syslog server and a webhook.
 type IfWatchConfig struct {
 	// Disabled turns ifwatch off.
@@ -51,7 +52,8 @@ var (
 type ifw struct {
 	cfg    IfWatchConfig
 	w      *ifwatch.Watcher
-	ledger *ifwatch.FileLedger
+	ledger ifwatch.Ledger
+	closeL func() error
 	send   alert.Multi
 	remote *sshpoll.Poller
 	log    *slog.Logger
@@ -61,24 +63,30 @@ type ifw struct {
 	errors uint64
 }
 
-func newIfw(cfg IfWatchConfig, dataDir string, now func() time.Time, log *slog.Logger) (*ifw, error) {
+// newIfw starts ifwatch on ledger, the flow store's (the store closes
+// it), or without one on a file ledger in the data directory.
+func newIfw(cfg IfWatchConfig, dataDir string, ledger ifwatch.Ledger, now func() time.Time, log *slog.Logger) (*ifw, error) {
 	if cfg.Tick <= 0 {
 		cfg.Tick = 15 * time.Second
 	}
-	l, err := ifwatch.OpenFileLedger(filepath.Join(dataDir, "ifwatch-ledger.jsonl"))
-	if err != nil {
-		return nil, err
+	closeL := func() error { return nil }
+	if ledger == nil {
+		fl, err := ifwatch.OpenFileLedger(filepath.Join(dataDir, "ifwatch-ledger.jsonl"))
+		if err != nil {
+			return nil, err
+		}
+		ledger, closeL = fl, fl.CloseFile
 	}
-	w, err := ifwatch.New(cfg.Rules, ifwatch.Deps{Ledger: l, Now: now})
+	w, err := ifwatch.New(cfg.Rules, ifwatch.Deps{Ledger: ledger, Now: now})
 	if err != nil {
-		l.CloseFile()
+		closeL()
 		return nil, fmt.Errorf("collector.ifwatch.rules: %w", err)
 	}
 	if err := w.Restore(context.Background()); err != nil {
-		l.CloseFile()
+		closeL()
 		return nil, err
 	}
-	x := &ifw{cfg: cfg, w: w, ledger: l, log: log, now: now}
+	x := &ifw{cfg: cfg, w: w, ledger: ledger, closeL: closeL, log: log, now: now}
 	deps := alert.Deps{Log: log}
 	if cfg.Events.Path == "" {
 		cfg.Events.Path = filepath.Join(dataDir, "ifwatch-events.log")
@@ -196,7 +204,7 @@ func (x *ifw) close(ctx context.Context) {
 	if err := x.send.Stop(ctx); err != nil {
 		x.log.Warn("ifwatch: alert senders", "err", err)
 	}
-	x.ledger.CloseFile()
+	x.closeL()
 }
 
 // emit logs each event and sends it as an alert.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/netpulse/netpulse/collector"
 	"github.com/netpulse/netpulse/config"
+	"github.com/netpulse/netpulse/ifwatch"
 	"github.com/netpulse/netpulse/logging"
 	"github.com/netpulse/netpulse/store"
 	"github.com/netpulse/netpulse/store/clickhouse"
@@ -83,7 +84,7 @@ func cmdCollector(args []string, stderr io.Writer) int {
 		return 1
 	}
 	defer st.Close()
-	srv, err := collector.New(cc, st, collector.Options{ProxyTokens: proxyTokens, APITokens: apiTokens}, log)
+	srv, err := collector.New(cc, st, collector.Options{ProxyTokens: proxyTokens, APITokens: apiTokens, Ledger: storeLedger(st)}, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -142,8 +143,23 @@ func stopCollector(log *slog.Logger, srv *collector.Server) int {
 	return 0
 }
 
-// openDuckDB is set by store_duckdb.go when the binary is built with cgo.
-var openDuckDB func(path string, r store.Retention) (store.Store, error)
+// openDuckDB and duckLedger are set by store_duckdb.go when the binary is
+// built with cgo.
+var (
+	openDuckDB func(path string, r store.Retention) (store.Store, error)
+	duckLedger func(store.Store) ifwatch.Ledger
+)
+
+// storeLedger is the ifwatch outage ledger kept in the flow store.
+func storeLedger(st store.Store) ifwatch.Ledger {
+	if s, ok := st.(*clickhouse.Store); ok {
+		return s.Ledger()
+	}
+	if duckLedger != nil {
+		return duckLedger(st)
+	}
+	return nil
+}
 
 // openStore opens the configured store.
 func openStore(ctx context.Context, cc collector.Config) (store.Store, error) {

@@ -111,7 +111,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer st.Close()
-	srv, err := collector.New(cc, st, collector.Options{ProxyTokens: map[string]string{token: "local"}, APITokens: []string{token}}, log)
+	srv, err := collector.New(cc, st, collector.Options{ProxyTokens: map[string]string{token: "local"}, APITokens: []string{token}, Ledger: storeLedger(st)}, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "netpulse run:", err)
 		return 2

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"github.com/netpulse/netpulse/ifwatch"
 	"github.com/netpulse/netpulse/store"
 	"github.com/netpulse/netpulse/store/duckdb"
 )
@@ -12,5 +13,11 @@ import (
 func init() {
 	openDuckDB = func(path string, r store.Retention) (store.Store, error) {
 		return duckdb.Open(path, duckdb.Config{Retention: r})
+	}
+	duckLedger = func(st store.Store) ifwatch.Ledger {
+		if s, ok := st.(*duckdb.Store); ok {
+			return s.Ledger()
+		}
+		return nil
 	}
 }

@@ -134,6 +134,9 @@ type Store struct {
 
 	mu       sync.Mutex
 	inflight map[string]chan struct{} // batch ids being inserted
+
+	ledgerOnce sync.Once
+	ledger     *Ledger // ifwatch's outage ledger (ledger.go)
 }
 
 var _ store.Store = (*Store)(nil)

@@ -56,6 +56,9 @@ type Store struct {
 	mu       sync.Mutex
 	inflight map[string]chan struct{}
 
+	ledgerOnce sync.Once
+	ledger     *Ledger // ifwatch's outage ledger (ledger.go)
+
 	// maintainMu serialises Maintain; compacted is the time of the last
 	// rollup compaction.
 	maintainMu sync.Mutex
