@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netpulse/netpulse/config"
 	"github.com/netpulse/netpulse/logging"
 	"github.com/netpulse/netpulse/monitor"
 )
@@ -51,8 +52,19 @@ func cmdMonitor(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: monitor: %d targets, ok\n", *cfgPath, len(cfg.Targets))
 		return 0
 	}
-	lc := logging.DefaultConfig()
-	lc.Level = *logLevel
+	// The file's log: section (level, format, file, syslog) applies too;
+	// -log_level, when given, wins.
+	full, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	lc := full.Log
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "log_level" {
+			lc.Level = *logLevel
+		}
+	})
 	log, err := logging.New(lc, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
