@@ -223,7 +223,7 @@ func (s *Server) Stats() IngestStats {
 	ds := s.dedup.Stats()
 	return IngestStats{
 		BatchesStored: s.metrics.batches.Load(), RecordsStored: s.metrics.records.Load(),
-		DuplicateRecords: ds.Duplicates, RepeatedBatches: s.metrics.repeated.Load() + hs.Duplicates,
+		DuplicateRecords: ds.Duplicates, RepeatedBatches: hs.Duplicates,
 		Rejected: hs.Rejected, StoreErrors: s.metrics.storeErrors.Load(), DedupKeys: ds.Keys,
 	}
 }

@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/netpulse/netpulse/flow"
 	"github.com/netpulse/netpulse/flow/flowpb"
 	"github.com/netpulse/netpulse/store"
+	"github.com/netpulse/netpulse/wire"
 )
 
 // onBatch is wire.Handler's callback: de-duplicate, store, and account.
@@ -24,13 +26,11 @@ func (s *Server) onBatch(ctx context.Context, proxy string, b *flowpb.Batch) err
 	}
 	recs := make([]flow.Record, len(b.Records))
 	devices := map[uint64]struct{}{}
-	exporters := map[string]struct{}{}
+	exporters := map[netip.Addr]struct{}{}
 	for i, p := range b.Records {
 		recs[i] = flow.FromProto(p)
 		devices[recs[i].DeviceID] = struct{}{}
-		if len(exporters) < 64 {
-			exporters[recs[i].Exporter.String()] = struct{}{}
-		}
+		exporters[recs[i].Exporter] = struct{}{}
 	}
 	kept, dups := s.dedup.Filter(proxy, recs, now)
 	start := time.Now()
@@ -39,10 +39,9 @@ func (s *Server) onBatch(ctx context.Context, proxy string, b *flowpb.Batch) err
 	switch {
 	case errors.Is(err, store.ErrDuplicate):
 		// Stored before (the acknowledgement was lost, perhaps across a
-		// restart of ours): acknowledge again, store nothing.
-		s.metrics.repeated.Add(1)
+		// restart of ours): acknowledged as a duplicate, nothing stored.
 		s.proxies.repeated(proxy, now)
-		return nil
+		return wire.ErrAlreadyKept
 	case err != nil:
 		s.metrics.storeErrors.Add(1)
 		return err
@@ -67,7 +66,7 @@ func remoteOf(ctx context.Context) string {
 }
 
 type ingestMetrics struct {
-	batches, records, repeated, storeErrors, heartbeats atomic.Uint64
+	batches, records, storeErrors, heartbeats atomic.Uint64
 	insertSeconds                                       prometheus.Histogram
 }
 
@@ -124,7 +123,7 @@ func (c *collectorMetrics) Collect(ch chan<- prometheus.Metric) {
 	counter(descBatches, s.metrics.batches.Load())
 	counter(descRecords, s.metrics.records.Load())
 	counter(descDups, ds.Duplicates)
-	counter(descRepeated, s.metrics.repeated.Load()+hs.Duplicates)
+	counter(descRepeated, hs.Duplicates)
 	for reason, n := range hs.Rejected {
 		counter(descRejected, n, reason)
 	}

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -63,7 +64,7 @@ func (p *Proxies) seen(name, remote string, now time.Time) {
 }
 
 // stored records a stored batch.
-func (p *Proxies) stored(name string, now time.Time, records, dups int, devices map[uint64]struct{}, exporters map[string]struct{}) {
+func (p *Proxies) stored(name string, now time.Time, records, dups int, devices map[uint64]struct{}, exporters map[netip.Addr]struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pi := p.get(name, now)
@@ -78,7 +79,8 @@ func (p *Proxies) stored(name string, now time.Time, records, dups int, devices 
 			pi.Devices[d] = now
 		}
 	}
-	for e := range exporters {
+	for a := range exporters {
+		e := a.String()
 		if _, ok := pi.Exporters[e]; ok || len(pi.Exporters) < maxPerProxy {
 			pi.Exporters[e] = now
 		}

@@ -83,9 +83,15 @@ func (c HandlerConfig) withDefaults() HandlerConfig {
 
 // OnBatch receives each new batch, with the name of the proxy that sent it
 // (from its token). It returns nil once the batch is safely kept: only
-// then is it acknowledged. An error makes the answer 503, and the sender
-// retries. The handler does not keep b after OnBatch returns.
+// then is it acknowledged. ErrAlreadyKept says the batch was kept before
+// (its id is in durable storage the handler's memory lost, as after a
+// restart): it is acknowledged as a duplicate. Any other error makes the
+// answer 503, and the sender retries. The handler does not keep b after
+// OnBatch returns.
 type OnBatch func(ctx context.Context, proxy string, b *flowpb.Batch) error
+
+// ErrAlreadyKept is what OnBatch returns for a batch it already has.
+var ErrAlreadyKept = errors.New("wire: batch already kept")
 
 // Reject reasons, as counted in HandlerStats.Rejected.
 const (
@@ -293,7 +299,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, ReasonBusy, http.StatusServiceUnavailable, "batch being processed, retry")
 		return
 	}
-	if err := h.onBatch(r.Context(), proxy, b); err != nil {
+	err = h.onBatch(r.Context(), proxy, b)
+	if errors.Is(err, ErrAlreadyKept) {
+		h.dedup.done(key, len(b.Records), h.cfg.Now())
+		h.duplicates.Add(1)
+		h.ack(w, id, len(b.Records), true)
+		return
+	}
+	if err != nil {
 		h.dedup.release(key)
 		h.log.Warn("wire: batch not kept", "proxy", proxy, "batch_id", id, "err", err)
 		h.reject(w, ReasonHandler, http.StatusServiceUnavailable, "collector could not keep the batch, retry")

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -285,5 +286,30 @@ func TestUnknownSchema(t *testing.T) {
 	}
 	if len(srv.Batches()) != 0 {
 		t.Fatal("batch of an unknown schema handed over")
+	}
+}
+
+// TestAlreadyKept: a batch OnBatch already has (its id in durable storage
+// the handler's memory lost) is acknowledged as a duplicate and counted,
+// and the next retry is answered from memory without calling OnBatch.
+func TestAlreadyKept(t *testing.T) {
+	calls := 0
+	h, err := wire.NewHandler(wire.HandlerConfig{Tokens: map[string]string{wiretest.Token: "p"}},
+		func(context.Context, string, *flowpb.Batch) error { calls++; return wire.ErrAlreadyKept }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	b := batch(4)
+	body, _ := wire.EncodeBatch(b)
+	for i := range 2 {
+		r, err := wire.Post(context.Background(), srv.Client(), srv.URL, wiretest.Token, b.BatchId, body)
+		if err != nil || r.Action != wire.Acked || !r.Ack.Duplicate {
+			t.Fatalf("try %d: %+v %v", i, r, err)
+		}
+	}
+	if st := h.Stats(); calls != 1 || st.Duplicates != 2 || st.Batches != 0 {
+		t.Fatalf("OnBatch calls %d, stats %+v", calls, st)
 	}
 }
