@@ -67,7 +67,7 @@ func remoteOf(ctx context.Context) string {
 
 type ingestMetrics struct {
 	batches, records, storeErrors, heartbeats atomic.Uint64
-	insertSeconds                                       prometheus.Histogram
+	insertSeconds                             prometheus.Histogram
 }
 
 func newIngestMetrics() *ingestMetrics {
