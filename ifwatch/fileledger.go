@@ -197,17 +197,7 @@ func (l *MemLedger) undoOpen(id OutageID) {
 func (l *MemLedger) checkClose(id OutageID, end time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if id == 0 || int(id) > len(l.outages) {
-		return fmt.Errorf("%w: %d", ErrNotFound, id)
-	}
-	o := &l.outages[id-1]
-	if !o.IsOpen() {
-		return fmt.Errorf("%w: %d", ErrClosed, id)
-	}
-	if end.IsZero() || end.Before(o.Start) {
-		return fmt.Errorf("%w: close %d: end %v before start %v", ErrInvalid, id, end, o.Start)
-	}
-	return nil
+	return l.checkCloseLocked(id, end)
 }
 
 // newKeys returns the keys AddKeys would change.

@@ -112,6 +112,29 @@ type Ledger interface {
 	Keys(ctx context.Context) ([]KnownKey, error)
 }
 
+// EarliestKeys checks keys and returns one entry per key with its earliest
+// FirstSeen, in the order keys first appear: the first step of every
+// Ledger's AddKeys. A key with an invalid exporter address fails the whole
+// batch with ErrInvalid.
+func EarliestKeys(keys []KnownKey) ([]KnownKey, error) {
+	at := make(map[Key]int, len(keys))
+	out := make([]KnownKey, 0, len(keys))
+	for _, k := range keys {
+		if !k.Key.Exporter.IsValid() {
+			return nil, fmt.Errorf("%w: key with no exporter address", ErrInvalid)
+		}
+		i, ok := at[k.Key]
+		switch {
+		case !ok:
+			at[k.Key] = len(out)
+			out = append(out, k)
+		case k.FirstSeen.Before(out[i].FirstSeen):
+			out[i].FirstSeen = k.FirstSeen
+		}
+	}
+	return out, nil
+}
+
 // MemLedger is a Ledger in memory, for tests, demos and the benchmark; it
 // is lost when the process ends. Its zero value is not usable: call
 // NewMemLedger.
@@ -149,6 +172,17 @@ func (l *MemLedger) Open(_ context.Context, o Outage) (Outage, error) {
 func (l *MemLedger) Close(_ context.Context, id OutageID, end, closedAt time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.checkCloseLocked(id, end); err != nil {
+		return err
+	}
+	o := &l.outages[id-1]
+	o.End, o.ClosedAt = end, closedAt
+	delete(l.open, o.Key)
+	return nil
+}
+
+// checkCloseLocked tells whether Close(id, end) may proceed. l.mu is held.
+func (l *MemLedger) checkCloseLocked(id OutageID, end time.Time) error {
 	if id == 0 || int(id) > len(l.outages) {
 		return fmt.Errorf("%w: %d", ErrNotFound, id)
 	}
@@ -159,8 +193,6 @@ func (l *MemLedger) Close(_ context.Context, id OutageID, end, closedAt time.Tim
 	if end.IsZero() || end.Before(o.Start) {
 		return fmt.Errorf("%w: close %d: end %v before start %v", ErrInvalid, id, end, o.Start)
 	}
-	o.End, o.ClosedAt = end, closedAt
-	delete(l.open, o.Key)
 	return nil
 }
 
@@ -208,10 +240,9 @@ func (l *MemLedger) OpenOutages(context.Context) ([]Outage, error) {
 
 // AddKeys implements Ledger.
 func (l *MemLedger) AddKeys(_ context.Context, keys []KnownKey) error {
-	for _, k := range keys {
-		if !k.Key.Exporter.IsValid() {
-			return fmt.Errorf("%w: key with no exporter address", ErrInvalid)
-		}
+	keys, err := EarliestKeys(keys)
+	if err != nil {
+		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

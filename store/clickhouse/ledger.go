@@ -228,20 +228,11 @@ ORDER BY o_start, o_id`, l.db, where, having)
 // AddKeys implements ifwatch.Ledger. The batch is one INSERT: all of it
 // or none.
 func (l *Ledger) AddKeys(ctx context.Context, keys []ifwatch.KnownKey) error {
-	first := make(map[ifwatch.Key]time.Time, len(keys))
-	var order []ifwatch.Key
-	for _, k := range keys {
-		if !k.Key.Exporter.IsValid() {
-			return fmt.Errorf("clickhouse: ledger: %w: key with no exporter address", ifwatch.ErrInvalid)
-		}
-		if t, ok := first[k.Key]; !ok || k.FirstSeen.Before(t) {
-			if !ok {
-				order = append(order, k.Key)
-			}
-			first[k.Key] = k.FirstSeen
-		}
+	keys, err := ifwatch.EarliestKeys(keys)
+	if err != nil {
+		return fmt.Errorf("clickhouse: ledger: %w", err)
 	}
-	if len(order) == 0 {
+	if len(keys) == 0 {
 		return nil
 	}
 	l.mu.Lock()
@@ -250,9 +241,9 @@ func (l *Ledger) AddKeys(ctx context.Context, keys []ifwatch.KnownKey) error {
 	if err != nil {
 		return fmt.Errorf("clickhouse: ledger: add keys: %w", err)
 	}
-	for _, k := range order {
-		us := first[k].UnixMicro()
-		if err := b.Append(string(k.Exporter.AsSlice()), k.IfIndex, us, firstSeenVersion(us)); err != nil {
+	for _, k := range keys {
+		us := k.FirstSeen.UnixMicro()
+		if err := b.Append(string(k.Key.Exporter.AsSlice()), k.Key.IfIndex, us, firstSeenVersion(us)); err != nil {
 			b.Abort()
 			return fmt.Errorf("clickhouse: ledger: add keys: %w", err)
 		}

@@ -166,20 +166,11 @@ const keysPerStatement = 256
 func (l *Ledger) AddKeys(ctx context.Context, keys []ifwatch.KnownKey) error {
 	// One row per key, the earliest time: an upsert may not touch a row
 	// twice in one statement.
-	first := make(map[ifwatch.Key]time.Time, len(keys))
-	var order []ifwatch.Key
-	for _, k := range keys {
-		if !k.Key.Exporter.IsValid() {
-			return fmt.Errorf("store/duckdb: ledger: %w: key with no exporter address", ifwatch.ErrInvalid)
-		}
-		if t, ok := first[k.Key]; !ok || k.FirstSeen.Before(t) {
-			if !ok {
-				order = append(order, k.Key)
-			}
-			first[k.Key] = k.FirstSeen
-		}
+	keys, err := ifwatch.EarliestKeys(keys)
+	if err != nil {
+		return fmt.Errorf("store/duckdb: ledger: %w", err)
 	}
-	if len(order) == 0 {
+	if len(keys) == 0 {
 		return nil
 	}
 	l.mu.Lock()
@@ -189,7 +180,7 @@ func (l *Ledger) AddKeys(ctx context.Context, keys []ifwatch.KnownKey) error {
 		return fmt.Errorf("store/duckdb: ledger: add keys: %w", err)
 	}
 	defer tx.Rollback()
-	for chunk := range slices.Chunk(order, keysPerStatement) {
+	for chunk := range slices.Chunk(keys, keysPerStatement) {
 		var q strings.Builder
 		q.WriteString(`INSERT INTO ifwatch_keys (exporter, if_index, first_seen) VALUES `)
 		args := make([]any, 0, 3*len(chunk))
@@ -198,7 +189,7 @@ func (l *Ledger) AddKeys(ctx context.Context, keys []ifwatch.KnownKey) error {
 				q.WriteString(", ")
 			}
 			q.WriteString("(?, ?, make_timestamp(?))")
-			args = append(args, k.Exporter.AsSlice(), k.IfIndex, first[k].UnixMicro())
+			args = append(args, k.Key.Exporter.AsSlice(), k.Key.IfIndex, k.FirstSeen.UnixMicro())
 		}
 		q.WriteString(` ON CONFLICT (exporter, if_index) DO UPDATE SET first_seen = least(ifwatch_keys.first_seen, excluded.first_seen)`)
 		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
