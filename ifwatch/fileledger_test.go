@@ -23,6 +23,22 @@ func TestFileLedgerConformance(t *testing.T) {
 	})
 }
 
+// TestFileLedgerReopenRules: the durable-ledger rules every store ledger
+// passes.
+func TestFileLedgerReopenRules(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.jsonl")
+	var l *ifwatch.FileLedger
+	open := func() ifwatch.Ledger {
+		var err error
+		if l, err = ifwatch.OpenFileLedger(path); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.CloseFile() })
+		return l
+	}
+	ledgertest.Reopen(t, open, func() ifwatch.Ledger { l.CloseFile(); return open() }, nil)
+}
+
 // TestFileLedgerReopen: what was written is there after a restart, and a
 // torn last line (a crash mid-write) is dropped, not fatal.
 func TestFileLedgerReopen(t *testing.T) {
