@@ -1,0 +1,221 @@
+package testdns
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/netpulse/netpulse/internal/integration"
+)
+
+// RootZoneText returns a small root-like zone, unsigned, with the given
+// serial: the apex SOA and NS with glue for two root servers, and the
+// delegations of arpa, com and net (with DS records), org and zw
+// (without), with glue in-bailiwick for zw, sibling under net for com
+// and net, and partly out of zone for org. Its shape and TTLs are those
+// of the real root zone.
+func RootZoneText(serial uint32) string {
+	return fmt.Sprintf(`.	86400	IN	SOA	a.root-servers.net. nstld.verisign-grs.com. %d 1800 900 604800 86400
+.	518400	IN	NS	a.root-servers.net.
+.	518400	IN	NS	b.root-servers.net.
+a.root-servers.net.	518400	IN	A	198.41.0.4
+a.root-servers.net.	518400	IN	AAAA	2001:503:ba3e::2:30
+b.root-servers.net.	518400	IN	A	170.247.170.2
+b.root-servers.net.	518400	IN	AAAA	2801:1b8:10::b
+arpa.	172800	IN	NS	a.root-servers.net.
+arpa.	172800	IN	NS	b.root-servers.net.
+arpa.	86400	IN	DS	42581 8 2 f28391c1ed4dc0f151ede5a1fd9f3a2c1b5d6a4f4c0c0a0b2f3a2c1b5d6a4f4c
+com.	172800	IN	NS	a.gtld-servers.net.
+com.	172800	IN	NS	b.gtld-servers.net.
+com.	86400	IN	DS	19718 13 2 8acbb0cd28f41250a80a491389424d341522d946b0da0c0291f2d3d771d7805a
+net.	172800	IN	NS	a.gtld-servers.net.
+net.	172800	IN	NS	b.gtld-servers.net.
+net.	86400	IN	DS	37331 13 2 2f0bec2d6f79dfbd1d08fd21a3af92d0e39a4b9ef1e3f4a8c6d43fbb5b7e5f9c
+a.gtld-servers.net.	172800	IN	A	192.5.6.30
+a.gtld-servers.net.	172800	IN	AAAA	2001:503:a83e::2:30
+b.gtld-servers.net.	172800	IN	A	192.33.14.30
+b.gtld-servers.net.	172800	IN	AAAA	2001:503:231d::2:30
+org.	172800	IN	NS	a0.org.afilias-nst.info.
+org.	172800	IN	NS	b0.org.afilias-nst.org.
+b0.org.afilias-nst.org.	172800	IN	A	199.19.54.1
+zw.	172800	IN	NS	ns1.zw.
+zw.	172800	IN	NS	ns2.zw.
+ns1.zw.	172800	IN	A	192.0.2.81
+ns2.zw.	172800	IN	A	192.0.2.82
+ns2.zw.	172800	IN	AAAA	2001:db8::82
+`, serial)
+}
+
+// RootSigner signs root zones with Debian's ldns-signzone, with one
+// key-signing key (RSASHA256, 2048 bits) and one zone-signing key
+// (RSASHA256, 1024 bits) made by ldns-keygen, as the real root does with
+// its KSK and ZSK. Every zone it signs has the same DNSKEYs.
+type RootSigner struct {
+	dir  string
+	sign string
+	keys []string // base names, KSK first
+	n    atomic.Int64
+}
+
+// NewRootSigner makes the keys. It skips t (or fails it under
+// NETPULSE_REQUIRE_INTEGRATION=1) when ldnsutils is not installed.
+func NewRootSigner(t testing.TB) *RootSigner {
+	t.Helper()
+	keygen := integration.Tool(t, "ldns-keygen")
+	s := &RootSigner{dir: t.TempDir(), sign: integration.Tool(t, "ldns-signzone")}
+	for _, args := range [][]string{
+		{"-a", "RSASHA256", "-b", "2048", "-k", "-r", "/dev/urandom", "."},
+		{"-a", "RSASHA256", "-b", "1024", "-r", "/dev/urandom", "."},
+	} {
+		cmd := exec.Command(keygen, args...)
+		cmd.Dir = s.dir
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("ldns-keygen %s: %v", strings.Join(args, " "), err)
+		}
+		s.keys = append(s.keys, strings.TrimSpace(string(out)))
+	}
+	return s
+}
+
+// Sign signs a root zone's text (NSEC, signatures valid from inception to
+// expiration) and returns the signed zone's text.
+func (s *RootSigner) Sign(t testing.TB, text string, inception, expiration time.Time) string {
+	t.Helper()
+	n := s.n.Add(1)
+	in := filepath.Join(s.dir, fmt.Sprintf("zone-%d", n))
+	out := in + ".signed"
+	if err := os.WriteFile(in, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const stamp = "20060102150405"
+	args := []string{"-o", ".", "-i", inception.UTC().Format(stamp), "-e", expiration.UTC().Format(stamp), "-f", out, in}
+	cmd := exec.Command(s.sign, append(args, s.keys...)...)
+	cmd.Dir = s.dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ldns-signzone: %v\n%s", err, b)
+	}
+	signed, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(signed)
+}
+
+// CorruptRRSIG returns a signed zone's text with the signature of the
+// RRSIG covering (owner, covered) changed — still valid base64, so the
+// zone loads and the server serves it, but it no longer verifies. It
+// fails t when there is no such RRSIG.
+func CorruptRRSIG(t testing.TB, signed, owner string, covered uint16) string {
+	t.Helper()
+	zp := dns.NewZoneParser(strings.NewReader(signed), ".", "")
+	var b strings.Builder
+	found := false
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		if sig, isSig := rr.(*dns.RRSIG); isSig && !found && strings.EqualFold(sig.Hdr.Name, dns.Fqdn(owner)) && sig.TypeCovered == covered {
+			// Swap one character in the middle of the base64 text.
+			b64 := []byte(sig.Signature)
+			i := len(b64) / 2
+			if b64[i] == 'A' {
+				b64[i] = 'B'
+			} else {
+				b64[i] = 'A'
+			}
+			sig.Signature = string(b64)
+			found = true
+		}
+		b.WriteString(rr.String())
+		b.WriteByte('\n')
+	}
+	if err := zp.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !found {
+		t.Fatalf("no RRSIG %s %s in the zone", owner, dns.TypeToString[covered])
+	}
+	return b.String()
+}
+
+// StartNSDWithXFR is StartNSD with zone transfers allowed to 127.0.0.0/8
+// without a key, for tests that fetch a zone by AXFR.
+func StartNSDWithXFR(t testing.TB, zones map[string]string) string {
+	t.Helper()
+	bin := integration.Tool(t, "nsd")
+	dir := t.TempDir()
+	port := freePort(t)
+	var conf strings.Builder
+	fmt.Fprintf(&conf, `server:
+  ip-address: 127.0.0.1@%d
+  port: %d
+  zonesdir: %q
+  pidfile: %q
+  xfrdfile: %q
+  zonelistfile: %q
+  database: ""
+  username: ""
+  chroot: ""
+  logfile: %q
+  do-ip6: no
+  verbosity: 1
+remote-control:
+  control-enable: no
+`, port, port, dir, filepath.Join(dir, "nsd.pid"), filepath.Join(dir, "xfrd.state"),
+		filepath.Join(dir, "zone.list"), filepath.Join(dir, "nsd.log"))
+	n := 0
+	for origin, text := range zones {
+		n++
+		file := fmt.Sprintf("zone-%d.zone", n)
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&conf, "zone:\n  name: %q\n  zonefile: %q\n  provide-xfr: 127.0.0.0/8 NOKEY\n", origin, file)
+	}
+	cfg := filepath.Join(dir, "nsd.conf")
+	if err := os.WriteFile(cfg, []byte(conf.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-d", "-c", cfg)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("nsd: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := rootWaitSOA(addr, zones); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "nsd.log"))
+		t.Fatalf("nsd: %v\n%s", err, log)
+	}
+	return addr
+}
+
+// rootWaitSOA waits up to 10 s for addr to answer every zone's SOA with
+// RCODE 0.
+func rootWaitSOA(addr string, zones map[string]string) error {
+	c := &dns.Client{Timeout: 200 * time.Millisecond}
+	deadline := time.Now().Add(10 * time.Second)
+	for origin := range zones {
+		for {
+			m := new(dns.Msg)
+			m.SetQuestion(dns.Fqdn(origin), dns.TypeSOA)
+			r, _, err := c.Exchange(m, addr)
+			if err == nil && r.Rcode == dns.RcodeSuccess {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s did not answer %s SOA: %v", addr, origin, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
+}
