@@ -60,6 +60,11 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzFlags -fuzztime $(FUZZTIME) ./proxy/
 	$(GO) test -run XXX -fuzz FuzzParseQuery -fuzztime $(FUZZTIME) ./collector/
 	$(GO) test -run XXX -fuzz FuzzDedupLoad -fuzztime $(FUZZTIME) ./collector/
+	$(GO) test -run XXX -fuzz '^FuzzCompute$$' -fuzztime $(FUZZTIME) ./rssac/
+	$(GO) test -run XXX -fuzz '^FuzzParsePeriod$$' -fuzztime $(FUZZTIME) ./rssac/
+	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./rssac/zone/
+	$(GO) test -run XXX -fuzz FuzzCheckABuf -fuzztime $(FUZZTIME) ./rssac/correct/
+	$(GO) test -run XXX -fuzz FuzzCheckSections -fuzztime $(FUZZTIME) ./rssac/correct/
 
 # Regenerate the real-exporter captures (root; needs softflowd, pmacct,
 # fprobe, tcpreplay, dumpcap). Not part of `make test`.
