@@ -20,6 +20,7 @@ import (
 	"github.com/netpulse/netpulse/logging"
 	"github.com/netpulse/netpulse/monitor"
 	"github.com/netpulse/netpulse/proxy"
+	"github.com/netpulse/netpulse/tcpstats"
 )
 
 // Config is the whole configuration file. Each component has a section.
@@ -32,11 +33,14 @@ type Config struct {
 	Monitor monitor.Config `yaml:"monitor"`
 	// Collector is `netpulse collector` (docs/collector.md).
 	Collector collector.Config `yaml:"collector"`
+	// TCPStats is `netpulse tcpstats` (docs/tcpstats.md); its flags
+	// override it.
+	TCPStats tcpstats.FileConfig `yaml:"tcpstats"`
 }
 
 // Default returns the configuration used when a key is absent.
 func Default() Config {
-	return Config{Log: logging.DefaultConfig(), Decoder: decoder.DefaultConfig(), Proxy: proxy.DefaultSettings(), Monitor: monitor.DefaultConfig(), Collector: collector.DefaultConfig()}
+	return Config{Log: logging.DefaultConfig(), Decoder: decoder.DefaultConfig(), Proxy: proxy.DefaultSettings(), Monitor: monitor.DefaultConfig(), Collector: collector.DefaultConfig(), TCPStats: tcpstats.DefaultFileConfig()}
 }
 
 // Parse reads a configuration over the defaults and validates it.
@@ -87,6 +91,9 @@ func (c *Config) Validate() error {
 		if err := c.Collector.Validate(); err != nil {
 			return err
 		}
+	}
+	if err := c.TCPStats.Validate(); err != nil {
+		return err
 	}
 	nf := c.Decoder.NetFlow
 	for _, v := range []struct {
