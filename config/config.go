@@ -19,6 +19,7 @@ import (
 	"github.com/netpulse/netpulse/decoder"
 	"github.com/netpulse/netpulse/logging"
 	"github.com/netpulse/netpulse/monitor"
+	"github.com/netpulse/netpulse/probe"
 	"github.com/netpulse/netpulse/proxy"
 	"github.com/netpulse/netpulse/tcpstats"
 )
@@ -31,6 +32,8 @@ type Config struct {
 	Proxy proxy.Settings `yaml:"proxy"`
 	// Monitor is `netpulse monitor` (docs/monitor.md).
 	Monitor monitor.Config `yaml:"monitor"`
+	// Probe is `netpulse probe` (docs/probe.md).
+	Probe probe.Config `yaml:"probe"`
 	// Collector is `netpulse collector` (docs/collector.md).
 	Collector collector.Config `yaml:"collector"`
 	// TCPStats is `netpulse tcpstats` (docs/tcpstats.md); its flags
@@ -40,7 +43,7 @@ type Config struct {
 
 // Default returns the configuration used when a key is absent.
 func Default() Config {
-	return Config{Log: logging.DefaultConfig(), Decoder: decoder.DefaultConfig(), Proxy: proxy.DefaultSettings(), Monitor: monitor.DefaultConfig(), Collector: collector.DefaultConfig(), TCPStats: tcpstats.DefaultFileConfig()}
+	return Config{Log: logging.DefaultConfig(), Decoder: decoder.DefaultConfig(), Proxy: proxy.DefaultSettings(), Monitor: monitor.DefaultConfig(), Probe: probe.DefaultConfig(), Collector: collector.DefaultConfig(), TCPStats: tcpstats.DefaultFileConfig()}
 }
 
 // Parse reads a configuration over the defaults and validates it.
@@ -83,6 +86,12 @@ func (c *Config) Validate() error {
 	// A file without monitor targets configures something else.
 	if len(c.Monitor.Targets) > 0 {
 		if err := c.Monitor.Validate(); err != nil {
+			return err
+		}
+	}
+	// A file without a vantage point id configures something else.
+	if c.Probe.VP != "" {
+		if err := c.Probe.Validate(); err != nil {
 			return err
 		}
 	}

@@ -43,15 +43,13 @@ Usage:
   netpulse monitor -config FILE [-check] [-once]
                                  poll proxies' health checks; metrics, push, alerts
 
+  netpulse probe -config FILE [-check] [-once]
+                                 an RSSAC047 DNS vantage point: measure, keep, upload
+
   netpulse ifwatch report [-since 10m | -month YYYY-MM | -rolling] [-format table|json|csv]
                                  what went down/up, downtime and availability (asks a collector)
 
-Not built yet (it exits with status 2 and does nothing):
-  probe
 `
-
-// notBuilt are the subcommands of the product design that do not exist yet.
-var notBuilt = map[string]bool{"probe": true}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -76,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdMonitor(rest, stdout, stderr)
 	case cmd == "proxy":
 		return cmdProxy(rest, stderr)
+	case cmd == "probe":
+		return cmdProbe(rest, stdout, stderr)
 	case cmd == "tcpstats":
 		return cmdTCPStats(rest, stdout, stderr)
 	case cmd == "config":
@@ -86,9 +86,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case notBuilt[cmd]:
-		fmt.Fprintf(stderr, "netpulse %s: not built yet in this version; see the README for what works today\n", cmd)
-		return 2
 	}
 	fmt.Fprintf(stderr, "netpulse: unknown command %q\n\n%s", cmd, usage)
 	return 2

@@ -13,6 +13,10 @@ func TestSubcommands(t *testing.T) {
 	os.WriteFile(bad, []byte("log:\n  levle: debug\n"), 0o644)
 	good := filepath.Join(t.TempDir(), "good.yaml")
 	os.WriteFile(good, []byte("log:\n  level: debug\nproxy:\n  port: 2055\n"), 0o644)
+	probeGood := filepath.Join(t.TempDir(), "probe.yaml")
+	os.WriteFile(probeGood, []byte("probe:\n  vp: \"001\"\n  output_dir: /var/lib/netpulse/probe\n"), 0o644)
+	probeBad := filepath.Join(t.TempDir(), "probe-bad.yaml")
+	os.WriteFile(probeBad, []byte("probe:\n  vp: \"001\"\n  outptu_dir: x\n"), 0o644)
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -21,7 +25,7 @@ func TestSubcommands(t *testing.T) {
 		{[]string{"version"}, 0, "netpulse "},
 		{[]string{"collector"}, 2, "usage: netpulse collector"},
 		{[]string{"ifwatch"}, 2, "usage: netpulse ifwatch report"},
-		{[]string{"probe"}, 2, "not built yet"},
+		{[]string{"probe"}, 2, "usage: netpulse probe"},
 		{[]string{"collector", "-config", good}, 2, "proxy_tokens_file is required"},
 		{[]string{"run", "extra"}, 2, "usage: netpulse run"},
 		{[]string{"tcpstats"}, 2, "usage: netpulse tcpstats"},
@@ -31,6 +35,8 @@ func TestSubcommands(t *testing.T) {
 		{[]string{"nosuch"}, 2, "unknown command"},
 		{[]string{"config", "check", bad}, 1, "unknown key levle"},
 		{[]string{"config", "check", good}, 0, "ok"},
+		{[]string{"config", "check", probeGood}, 0, "ok"},
+		{[]string{"config", "check", probeBad}, 1, "unknown key outptu_dir"},
 		{[]string{"config", "defaults"}, 0, "hold_time"},
 		{[]string{"decode"}, 2, "usage"},
 		{[]string{"decode", "--format", "tsv", filepath.Join("..", "..", "testdata", "captures", "pmacct-v5.pcap")}, 0, "exporter\tdomain"},

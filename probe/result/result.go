@@ -27,9 +27,9 @@ const Version = 1
 // Limits a reader enforces on outside input.
 const (
 	// MaxFileBytes bounds a compressed result file.
-	MaxFileBytes = 64 << 20
+	MaxFileBytes = 8 << 20
 	// MaxJSONBytes bounds a decompressed document.
-	MaxJSONBytes = 256 << 20
+	MaxJSONBytes = 32 << 20
 	// MaxQueries bounds the queries in one run.
 	MaxQueries = 100000
 )
