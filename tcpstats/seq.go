@@ -83,7 +83,14 @@ func (c *Conn) analyze(t time.Time, dir Direction, p *Packet) Flags {
 		rev.base, rev.baseSet = p.Ack-1, true
 	}
 	seq := p.Seq - fwd.base
-	ack := p.Ack - rev.base
+	// Without the ACK flag the ACK field is kept raw (Linux sends 0 in a
+	// bare RST), as tshark does: a later lastAck of 0 then disables the
+	// peer's spurious-retransmission check instead of comparing against
+	// 0 minus the base (netem-delay-rst-v4.pcap).
+	ack := p.Ack
+	if ackf {
+		ack -= rev.base
+	}
 	seglen := uint32(p.PayloadLen)
 	win := uint32(p.Window)
 	var f Flags
