@@ -107,7 +107,7 @@ func TestHelmChart(t *testing.T) {
 		joined = append(joined, a.(string))
 	}
 	s := strings.Join(joined, " ")
-	for _, want := range []string{"tcpstats", "--interface=eth0", "--listen=:9469", "--filter=tcp"} {
+	for _, want := range []string{"tcpstats", "--interface=eth0", "--listen=:9469", "--filter= "} {
 		if !strings.Contains(s, want) {
 			t.Errorf("args %q lack %s", s, want)
 		}
