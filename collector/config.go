@@ -61,6 +61,8 @@ type Config struct {
 	// IfWatch watches every exporter+interface for silence
 	// (docs/ifwatch.md).
 	IfWatch IfWatchConfig `yaml:"ifwatch"`
+	// RSSAC loads the probes' RSSAC047 results (docs/rssac-ingest.md).
+	RSSAC RSSACConfig `yaml:"rssac"`
 }
 
 // StoreConfig picks and configures the store.
@@ -111,6 +113,7 @@ func DefaultConfig() Config {
 		Ingest:           wire.DefaultHandlerConfig(),
 		MaintainInterval: 5 * time.Minute,
 		IfWatch:          IfWatchConfig{Rules: ifwatch.DefaultConfig(), Tick: 15 * time.Second},
+		RSSAC:            DefaultRSSACConfig(),
 	}
 }
 
@@ -152,6 +155,7 @@ func (c Config) WithDefaults() Config {
 	if c.MaintainInterval <= 0 {
 		c.MaintainInterval = d.MaintainInterval
 	}
+	c.RSSAC = c.RSSAC.withDefaults(c.DataDir)
 	return c
 }
 
@@ -170,7 +174,7 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("collector.store.engine: %q is not duckdb or clickhouse", c.Store.Engine)
 	}
-	return nil
+	return c.RSSAC.validate(false)
 }
 
 func loopbackListen(addr string) bool {

@@ -16,6 +16,7 @@ import (
 	"github.com/netpulse/netpulse/config"
 	"github.com/netpulse/netpulse/ifwatch"
 	"github.com/netpulse/netpulse/logging"
+	"github.com/netpulse/netpulse/rssac/rstore"
 	"github.com/netpulse/netpulse/store"
 	"github.com/netpulse/netpulse/store/clickhouse"
 )
@@ -84,17 +85,45 @@ func cmdCollector(args []string, stderr io.Writer) int {
 		return 1
 	}
 	defer st.Close()
-	srv, err := collector.New(cc, st, collector.Options{ProxyTokens: proxyTokens, APITokens: apiTokens, Ledger: storeLedger(st)}, log)
+	opts := collector.Options{ProxyTokens: proxyTokens, APITokens: apiTokens, Ledger: storeLedger(st)}
+	var rs *collector.RSSAC
+	if cc.RSSAC.Enabled {
+		if rs, err = collector.NewRSSAC(cc, collector.RSSACDeps{Store: storeRSSAC(st), APITokens: apiTokens, Log: log.With("component", "rssac")}); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		opts.Extra = rs.Handlers()
+	}
+	srv, err := collector.New(cc, st, opts, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
+	}
+	if rs != nil {
+		if err := rs.Register(srv.Registry()); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		if err := rs.Start(ctx); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
 	}
 	if err := srv.Start(ctx); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	waitSignals(ctx, log, srv)
-	return stopCollector(log, srv)
+	code := stopCollector(log, srv)
+	if rs != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer scancel()
+		if err := rs.Stop(sctx); err != nil {
+			log.Error("stop rssac", "err", err)
+			code = 1
+		}
+	}
+	return code
 }
 
 // readAPITokens reads the operators' tokens file, if any, and adds
@@ -143,12 +172,25 @@ func stopCollector(log *slog.Logger, srv *collector.Server) int {
 	return 0
 }
 
-// openDuckDB and duckLedger are set by store_duckdb.go when the binary is
-// built with cgo.
+// openDuckDB, duckLedger and duckRSSAC are set by store_duckdb.go when
+// the binary is built with cgo.
 var (
 	openDuckDB func(path string, r store.Retention) (store.Store, error)
 	duckLedger func(store.Store) ifwatch.Ledger
+	duckRSSAC  func(store.Store) rstore.Store
 )
+
+// storeRSSAC is the RSSAC observation store kept in the flow store; nil
+// for a store without one (collector.NewRSSAC refuses it).
+func storeRSSAC(st store.Store) rstore.Store {
+	if s, ok := st.(*clickhouse.Store); ok {
+		return s.RSSAC()
+	}
+	if duckRSSAC != nil {
+		return duckRSSAC(st)
+	}
+	return nil
+}
 
 // storeLedger is the ifwatch outage ledger kept in the flow store.
 func storeLedger(st store.Store) ifwatch.Ledger {

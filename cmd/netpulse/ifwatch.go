@@ -49,15 +49,6 @@ func cmdIfwatch(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	token := strings.TrimSpace(os.Getenv("NETPULSE_API_TOKEN"))
-	if token == "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "netpulse ifwatch: no token: set NETPULSE_API_TOKEN or -token_file (%v)\n", err)
-			return 2
-		}
-		token = strings.TrimSpace(string(b))
-	}
 	q := url.Values{"format": {*format}}
 	path := "/api/v1/ifwatch/recent"
 	switch {
@@ -69,25 +60,41 @@ func cmdIfwatch(args []string, stdout, stderr io.Writer) int {
 	default:
 		q.Set("since", since.String())
 	}
-	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(*api, "/")+path+"?"+q.Encode(), nil)
+	return apiGet(stdout, stderr, "netpulse ifwatch", *api, *tokenFile, path, q)
+}
+
+// apiGet asks a collector's API for path?q with an operator's token (from
+// NETPULSE_API_TOKEN, else tokenFile) and copies the answer to stdout.
+// It returns the command's exit status.
+func apiGet(stdout, stderr io.Writer, who, api, tokenFile, path string, q url.Values) int {
+	token := strings.TrimSpace(os.Getenv("NETPULSE_API_TOKEN"))
+	if token == "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: no token: set NETPULSE_API_TOKEN or -token_file (%v)\n", who, err)
+			return 2
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(api, "/")+path+"?"+q.Encode(), nil)
 	if err != nil {
-		fmt.Fprintln(stderr, "netpulse ifwatch:", err)
+		fmt.Fprintln(stderr, who+":", err)
 		return 2
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
 	if err != nil {
-		fmt.Fprintln(stderr, "netpulse ifwatch:", err)
+		fmt.Fprintln(stderr, who+":", err)
 		return 1
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		fmt.Fprintf(stderr, "netpulse ifwatch: %s: %s\n", resp.Status, strings.TrimSpace(string(b)))
+		fmt.Fprintf(stderr, "%s: %s: %s\n", who, resp.Status, strings.TrimSpace(string(b)))
 		return 1
 	}
 	if _, err := io.Copy(stdout, resp.Body); err != nil {
-		fmt.Fprintln(stderr, "netpulse ifwatch:", err)
+		fmt.Fprintln(stderr, who+":", err)
 		return 1
 	}
 	return 0

@@ -46,6 +46,9 @@ Usage:
   netpulse probe -config FILE [-check] [-once]
                                  an RSSAC047 DNS vantage point: measure, keep, upload
 
+  netpulse rssac report -month YYYY-MM | -week YYYY-Www [-format markdown|json] [-out DIR]
+                                 RSSAC047 pass/fail per root server and for the system (asks a collector)
+
   netpulse ifwatch report [-since 10m | -month YYYY-MM | -rolling] [-format table|json|csv]
                                  what went down/up, downtime and availability (asks a collector)
 
@@ -76,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdProxy(rest, stderr)
 	case cmd == "probe":
 		return cmdProbe(rest, stdout, stderr)
+	case cmd == "rssac":
+		return cmdRSSAC(rest, stdout, stderr)
 	case cmd == "tcpstats":
 		return cmdTCPStats(rest, stdout, stderr)
 	case cmd == "config":

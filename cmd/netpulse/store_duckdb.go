@@ -4,6 +4,7 @@ package main
 
 import (
 	"github.com/netpulse/netpulse/ifwatch"
+	"github.com/netpulse/netpulse/rssac/rstore"
 	"github.com/netpulse/netpulse/store"
 	"github.com/netpulse/netpulse/store/duckdb"
 )
@@ -17,6 +18,12 @@ func init() {
 	duckLedger = func(st store.Store) ifwatch.Ledger {
 		if s, ok := st.(*duckdb.Store); ok {
 			return s.Ledger()
+		}
+		return nil
+	}
+	duckRSSAC = func(st store.Store) rstore.Store {
+		if s, ok := st.(*duckdb.Store); ok {
+			return s.RSSAC()
 		}
 		return nil
 	}

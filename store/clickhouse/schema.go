@@ -224,6 +224,7 @@ type migration struct {
 var migrations = []migration{
 	{1, "flows, flows_1m, flows_1h with their materialized views, if_counters, batches", schemaV1},
 	{2, "ifwatch_outages, ifwatch_keys: the ifwatch outage ledger", schemaV2},
+	{3, "rssac_observations, rssac_runs: the RSSAC observations (rssac.go)", schemaV3},
 }
 
 // SchemaVersion is the schema version this package creates.

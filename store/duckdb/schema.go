@@ -150,11 +150,40 @@ CREATE TABLE ifwatch_keys (
 	PRIMARY KEY (exporter, if_index)
 );
 `,
+	// 3: the RSSAC observations (see rssac.go): one row per run, keyed by
+	// vantage point and slot (the primary key refuses a run twice), and
+	// one row per query of a run. rtt_ns keeps a time.Duration exactly;
+	// transport, family, kind, outcome and verdict are the values of
+	// rssac.Observation (strings and the numbers of its enums).
+	`
+CREATE TABLE rssac_runs (
+	vp           VARCHAR NOT NULL,
+	slot         TIMESTAMP NOT NULL,
+	received     TIMESTAMP NOT NULL,
+	observations UINTEGER NOT NULL,
+	PRIMARY KEY (vp, slot)
+);
+CREATE TABLE rssac_observations (
+	slot       TIMESTAMP NOT NULL,
+	vp         VARCHAR NOT NULL,
+	server     VARCHAR NOT NULL,
+	address    VARCHAR NOT NULL,
+	transport  VARCHAR NOT NULL,
+	family     UTINYINT NOT NULL,
+	kind       UTINYINT NOT NULL,
+	outcome    UTINYINT NOT NULL,
+	rtt_ns     BIGINT NOT NULL,
+	serial     UINTEGER NOT NULL,
+	has_serial BOOLEAN NOT NULL,
+	verdict    UTINYINT NOT NULL,
+	retry      BOOLEAN NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the schema version this build writes and reads: the
 // number of migrations (a test checks it).
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrate brings the schema of db up to SchemaVersion, one transaction
 // per migration, and returns the version found before. A file written by
