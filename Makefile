@@ -45,26 +45,17 @@ bench:
 	$(GO) test -run XXX -bench . -benchmem ./decoder/... ./flow/...
 	cd bench/goflow2 && GOFLAGS=-mod=mod $(GO) test -run XXX -bench . -benchmem ./...
 
-# A short run of every fuzz target (make fuzz FUZZTIME=10m for longer).
+# A short run of every fuzz target in the tree, found by name so that a
+# new one is never left out (make fuzz FUZZTIME=10m for longer).
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./decoder/netflow/
-	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./decoder/sflow/
-	$(GO) test -run XXX -fuzz FuzzParseEthernet -fuzztime $(FUZZTIME) ./decoder/packet/
-	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./decoder/
-	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config/
-	$(GO) test -run XXX -fuzz FuzzReader -fuzztime $(FUZZTIME) ./capture/
-	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./device/
-	$(GO) test -run XXX -fuzz FuzzDecodeBatch -fuzztime $(FUZZTIME) ./wire/
-	$(GO) test -run XXX -fuzz FuzzParseText -fuzztime $(FUZZTIME) ./health/
-	$(GO) test -run XXX -fuzz FuzzFlags -fuzztime $(FUZZTIME) ./proxy/
-	$(GO) test -run XXX -fuzz FuzzParseQuery -fuzztime $(FUZZTIME) ./collector/
-	$(GO) test -run XXX -fuzz FuzzDedupLoad -fuzztime $(FUZZTIME) ./collector/
-	$(GO) test -run XXX -fuzz '^FuzzCompute$$' -fuzztime $(FUZZTIME) ./rssac/
-	$(GO) test -run XXX -fuzz '^FuzzParsePeriod$$' -fuzztime $(FUZZTIME) ./rssac/
-	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./rssac/zone/
-	$(GO) test -run XXX -fuzz FuzzCheckABuf -fuzztime $(FUZZTIME) ./rssac/correct/
-	$(GO) test -run XXX -fuzz FuzzCheckSections -fuzztime $(FUZZTIME) ./rssac/correct/
+	@set -e; grep -rn --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]*\(' . | grep -v '^./bench/' | sort | \
+	while IFS=: read -r file _ rest; do \
+		name=$$(echo "$$rest" | sed -E 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/'); \
+		pkg=./$$(dirname "$${file#./}"); \
+		echo "== $$pkg $$name"; \
+		$(GO) test -run XXX -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+	done
 
 # Regenerate the real-exporter captures (root; needs softflowd, pmacct,
 # fprobe, tcpreplay, dumpcap). Not part of `make test`.
