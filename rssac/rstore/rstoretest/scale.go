@@ -126,13 +126,40 @@ func Scale(b *testing.B, open func(b *testing.B) rstore.Store, cfg ScaleConfig) 
 		if want := total * int64(cfg.PerRun); n != want {
 			b.Fatalf("streamed %d observations, want %d", n, want)
 		}
+		// The monthly report as the collector makes it: Compute over the
+		// store's stream of the period.
+		start = time.Now()
+		var iterErr error
+		rep, err := rssac.Compute(rssac.Period{From: cfg.From, To: to, Kind: rssac.PeriodMonth}, rssac.DefaultConfig(),
+			func(yield func(rssac.Observation) bool) {
+				for o, err := range s.Observations(ctx, cfg.From, to) {
+					if err != nil {
+						iterErr = err
+						return
+					}
+					if !yield(o) {
+						return
+					}
+				}
+			})
+		report := time.Since(start)
+		if err == nil {
+			err = iterErr
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Counts.Observations+rep.Counts.Outside+rep.Counts.Invalid != n {
+			b.Fatalf("the report saw %d+%d+%d observations, the stream %d", rep.Counts.Observations, rep.Counts.Outside, rep.Counts.Invalid, n)
+		}
+		b.ReportMetric(report.Seconds(), "report_s")
 		b.ReportMetric(float64(total)/load.Seconds(), "runs/s")
 		b.ReportMetric(float64(n)/load.Seconds(), "load_obs/s")
 		b.ReportMetric(load.Seconds(), "load_s")
 		b.ReportMetric(stream.Seconds(), "stream_s")
 		b.ReportMetric(float64(n)/stream.Seconds(), "stream_obs/s")
-		b.Logf("%d VPs × %d slots × %d = %d observations in %d runs (%d writers): load %v (%.0f runs/s, %.0f obs/s); stream back %v (%.0f obs/s)",
+		b.Logf("%d VPs × %d slots × %d = %d observations in %d runs (%d writers): load %v (%.0f runs/s, %.0f obs/s); stream back %v (%.0f obs/s); monthly report %v",
 			cfg.VPs, cfg.Slots, cfg.PerRun, n, total, cfg.Workers, load.Round(time.Millisecond), float64(total)/load.Seconds(), float64(n)/load.Seconds(),
-			stream.Round(time.Millisecond), float64(n)/stream.Seconds())
+			stream.Round(time.Millisecond), float64(n)/stream.Seconds(), report.Round(time.Millisecond))
 	}
 }
