@@ -3,7 +3,7 @@
 // RSSAC047 v2 metrics per server and for the root server system, and
 // renders the weekly and monthly reports. The zone archive and the
 // correctness check live in rssac/zone and rssac/correct; storage in
-// rssac/store.
+// rssac/rstore; uploads, drop folders and the watchdog in rssac/ingest.
 package rssac
 
 import (
