@@ -10,7 +10,6 @@
 package rsyslogtest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -268,23 +267,30 @@ func (s *Server) seen(input string) bool {
 	return false
 }
 
+// read parses the complete lines written so far: rsyslogd may be in the
+// middle of writing the last one, which is left for the next read.
 func (s *Server) read() ([]Message, error) {
-	f, err := os.Open(s.out)
+	data, err := os.ReadFile(s.out)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+		data = data[:i+1]
+	} else {
+		data = nil
+	}
 	var out []Message
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
+	for _, line := range bytes.Split(data, []byte{'\n'}) {
+		if len(line) == 0 {
+			continue
+		}
 		var m Message
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			return out, fmt.Errorf("rsyslogtest: %s: %w", sc.Bytes(), err)
+		if err := json.Unmarshal(line, &m); err != nil {
+			return out, fmt.Errorf("rsyslogtest: %s: %w", line, err)
 		}
 		out = append(out, m)
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // Wait polls until the server has written n messages that match picks
