@@ -12,6 +12,7 @@
 #
 #   bash bench/proxy-rss.sh [DURATION] [CAPTURE]
 #   GOFLOW2=1 bash bench/proxy-rss.sh 60s
+#   NETPULSE_BIN=/tmp/netpulse bash bench/proxy-rss.sh 30s   # no make build
 #
 # Prints the series (seconds, RSS in MiB) and a summary line per program.
 set -euo pipefail
@@ -30,7 +31,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-make build >/dev/null
+# NETPULSE_BIN: an already built netpulse instead of `make build`.
+NETPULSE_BIN=${NETPULSE_BIN:-}
+if [ -z "$NETPULSE_BIN" ]; then
+  make build >/dev/null
+  NETPULSE_BIN=./bin/netpulse
+fi
 go build -o "$work/blast" ./proxy/benchtool/blast
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -66,7 +72,7 @@ measure() {
   wait "$pid" 2>/dev/null || true
 }
 
-./bin/netpulse proxy -port "$PORT" -null -accept_unregistered -sockets 1 -metrics none 2>"$work/netpulse.log" &
+"$NETPULSE_BIN" proxy -port "$PORT" -null -accept_unregistered -sockets 1 -metrics none 2>"$work/netpulse.log" &
 np=$!
 pids+=("$np")
 measure netpulse "$np"

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,7 +33,9 @@ import (
 //     reverse biflow halves and sFlow counter records converted away).
 //   - flows/cpu-s: the same per CPU second of the process minus the sender
 //     thread (its sendmmsg calls include the kernel's loopback delivery).
-//     With sink=https it includes the in-process collector receiver.
+//     With sink=https the collector receiver runs in a process of its own
+//     (wiretest.StartProcess), not counted here: recv-cpu-s/Mflow is its
+//     CPU time per million flows.
 //   - sent-dg/s: the sender's rate. When the receiver keeps up, the sender
 //     is the bottleneck.
 //   - kdrop%: datagrams the kernel dropped (socket buffer full), qdrop%:
@@ -80,42 +83,86 @@ func BenchmarkProxy(b *testing.B) {
 	}
 }
 
-// BenchmarkBareReader measures a bare recvmmsg loop that only counts
-// datagrams, with the same sender: the limit for one socket.
+// BenchmarkBareReader measures receiving alone, with the same sender:
+// reader=proxy is the proxy's reader (blocking recvmmsg, batches, linger)
+// with a worker that decodes nothing, reader=xnet a plain Go loop of
+// golang.org/x/net ReadBatch calls on a netpoller socket that only counts.
 func BenchmarkBareReader(b *testing.B) {
-	eachCapture(b, func(b *testing.B, dgs []capture.Datagram, prof benchtool.Profile) {
-		r, err := benchtool.ListenBare(DefaultConfig().RcvBufSize)
-		if err != nil {
-			b.Fatal(err)
+	for _, kind := range []string{"proxy", "xnet"} {
+		b.Run("reader="+kind, func(b *testing.B) {
+			eachCapture(b, func(b *testing.B, dgs []capture.Datagram, prof benchtool.Profile) {
+				var addr netip.AddrPort
+				var count func() uint64
+				if kind == "xnet" {
+					r, err := benchtool.ListenBare(DefaultConfig().RcvBufSize)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer r.Close()
+					addr, count = r.Addr(), r.Datagrams.Load
+				} else {
+					addr, count = bareProxyReader(b)
+				}
+				benchBare(b, addr, count, dgs, prof)
+			})
+		})
+	}
+}
+
+// bareProxyReader starts the proxy's reader on 127.0.0.1 with a worker
+// that only hands the batches back; it stops when b ends.
+func bareProxyReader(b *testing.B) (netip.AddrPort, func() uint64) {
+	cfg := DefaultConfig()
+	socks, got, err := sockets(netip.MustParseAddrPort("127.0.0.1:0"), 1, cfg.RcvBufSize)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := newReader(socks[0], cfg.Queue)
+	r.now, r.rcvbuf = time.Now, got
+	var n atomic.Uint64
+	r.count = func(_ *deviceStats, dgs, _ uint64) { n.Add(dgs) }
+	done := make(chan struct{})
+	go r.run()
+	go func() {
+		defer close(done)
+		for bt := range r.queue {
+			r.release(bt)
 		}
-		defer r.Close()
-		snd, err := benchtool.NewSender(r.Addr(), benchtool.Payloads(dgs))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer snd.Close()
-		d0 := r.Datagrams.Load()
-		var m0, m1 runtime.MemStats
-		runtime.ReadMemStats(&m0)
-		b.ResetTimer()
-		cpu0, start := benchtool.ProcessCPU(), time.Now()
-		res := blast(snd, benchtool.Options{Passes: b.N})
-		end := benchtool.Settle(func() uint64 { return r.Datagrams.Load() }, benchtool.Drained(r.Addr().Port()), 20*time.Millisecond, 10*time.Second)
-		cpu := benchtool.ProcessCPU() - cpu0 - res.ThreadCPU
-		b.StopTimer()
-		runtime.ReadMemStats(&m1)
-		got := r.Datagrams.Load() - d0
-		el := end.Sub(start).Seconds()
-		flows := float64(got) * prof.FlowsPerDatagram()
-		b.ReportMetric(float64(got)/el, "dg/s")
-		b.ReportMetric(flows/el, "flows/s")
-		if cpu > 0 {
-			b.ReportMetric(flows/cpu.Seconds(), "flows/cpu-s")
-		}
-		b.ReportMetric(float64(res.Datagrams)/res.Elapsed.Seconds(), "sent-dg/s")
-		b.ReportMetric(pct(res.Datagrams-min(got, res.Datagrams), res.Datagrams), "kdrop%")
-		b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/max(flows, 1), "allocs/flow")
+	}()
+	b.Cleanup(func() {
+		socks[0].shutdown()
+		<-done
 	})
+	return socks[0].addr, n.Load
+}
+
+func benchBare(b *testing.B, addr netip.AddrPort, count func() uint64, dgs []capture.Datagram, prof benchtool.Profile) {
+	snd, err := benchtool.NewSender(addr, benchtool.Payloads(dgs))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer snd.Close()
+	d0 := count()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	b.ResetTimer()
+	cpu0, start := benchtool.ProcessCPU(), time.Now()
+	res := blast(snd, benchtool.Options{Passes: b.N})
+	end := benchtool.Settle(count, benchtool.Drained(addr.Port()), 20*time.Millisecond, 10*time.Second)
+	cpu := benchtool.ProcessCPU() - cpu0 - res.ThreadCPU
+	b.StopTimer()
+	runtime.ReadMemStats(&m1)
+	got := count() - d0
+	el := end.Sub(start).Seconds()
+	flows := float64(got) * prof.FlowsPerDatagram()
+	b.ReportMetric(float64(got)/el, "dg/s")
+	b.ReportMetric(flows/el, "flows/s")
+	if cpu > 0 {
+		b.ReportMetric(flows/cpu.Seconds(), "flows/cpu-s")
+	}
+	b.ReportMetric(float64(res.Datagrams)/res.Elapsed.Seconds(), "sent-dg/s")
+	b.ReportMetric(pct(res.Datagrams-min(got, res.Datagrams), res.Datagrams), "kdrop%")
+	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/max(flows, 1), "allocs/flow")
 }
 
 // BenchmarkProxyPaced checks that nothing is lost below capacity: it
@@ -135,7 +182,7 @@ func BenchmarkProxyPaced(b *testing.B) {
 // probeCapacity blasts the null-sink proxy for a second and returns the
 // datagrams/s it decoded.
 func probeCapacity(b *testing.B, dgs []capture.Datagram) float64 {
-	p, _, stop := startBenchProxy(b, "null")
+	p, _, _, stop := startBenchProxy(b, "null")
 	defer stop()
 	snd, err := benchtool.NewSender(p.Addr(), benchtool.Payloads(dgs))
 	if err != nil {
@@ -177,16 +224,23 @@ func blast(s *benchtool.Sender, o benchtool.Options) benchtool.Result {
 	return <-ch
 }
 
+// TestReceiverProcess is not a test: it is the collector receiver process
+// of BenchmarkProxy/sink=https (wiretest.StartProcess).
+func TestReceiverProcess(t *testing.T) { wiretest.ServeProcess(t) }
+
 // startBenchProxy starts a one-socket proxy on 127.0.0.1 with the null
-// sink or the collector sink to an in-process receiver over HTTPS.
-func startBenchProxy(b *testing.B, sinkName string) (*Proxy, sink.Sink, func()) {
+// sink or the collector sink to a receiver process over HTTPS; recvCPU
+// is the receiver's CPU time (nil with the null sink).
+func startBenchProxy(b *testing.B, sinkName string) (p *Proxy, s sink.Sink, recvCPU func() time.Duration, stop func()) {
 	cfg := DefaultConfig()
 	cfg.Host, cfg.Port, cfg.Sockets, cfg.Max = "127.0.0.1", 0, 1, 0
-	var s sink.Sink = &sink.Null{}
+	s = &sink.Null{}
 	if sinkName == "https" {
-		srv := wiretest.NewServer(b, wiretest.NewPKI(b), wiretest.Options{CountOnly: true})
+		pki := wiretest.NewPKI(b)
+		rp := wiretest.StartProcess(b, pki, "TestReceiverProcess")
+		recvCPU = func() time.Duration { d, _ := rp.CPU(); return d }
 		cc := collector.DefaultConfig()
-		cc.URL, cc.CAFile, cc.Token, cc.ProxyName = srv.URL, srv.PKI.CAFile, wiretest.Token, wiretest.Proxy
+		cc.URL, cc.CAFile, cc.Token, cc.ProxyName = rp.URL, pki.CAFile, wiretest.Token, wiretest.Proxy
 		cc.FlushInterval = 50 * time.Millisecond
 		c, err := collector.New(cc, nil)
 		if err != nil {
@@ -198,14 +252,14 @@ func startBenchProxy(b *testing.B, sinkName string) (*Proxy, sink.Sink, func()) 
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := New(cfg, Deps{Registry: device.NewRegistry(set), Sinks: []sink.Sink{s}})
+	p, err = New(cfg, Deps{Registry: device.NewRegistry(set), Sinks: []sink.Sink{s}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	if err := p.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	return p, s, func() {
+	return p, s, recvCPU, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := p.Stop(ctx); err != nil {
@@ -217,7 +271,7 @@ func startBenchProxy(b *testing.B, sinkName string) (*Proxy, sink.Sink, func()) 
 // benchProxy blasts b.N passes at the proxy (rate 0: as fast as possible)
 // and reports what arrived.
 func benchProxy(b *testing.B, sinkName string, dgs []capture.Datagram, prof benchtool.Profile, rate float64) {
-	p, s, stop := startBenchProxy(b, sinkName)
+	p, s, recvCPU, stop := startBenchProxy(b, sinkName)
 	defer stop()
 	snd, err := benchtool.NewSender(p.Addr(), benchtool.Payloads(dgs))
 	if err != nil {
@@ -239,6 +293,10 @@ func benchProxy(b *testing.B, sinkName string, dgs []capture.Datagram, prof benc
 	dg0, drop0, rec0, sd0 := p.datagrams.Load(), p.droppedDatagrams.Load(), delivered(), p.dropped[reasonIndex(reasonSinkFull)].Load()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
+	var rcpu0 time.Duration
+	if recvCPU != nil {
+		rcpu0 = recvCPU()
+	}
 	b.ResetTimer()
 	cpu0, start := benchtool.ProcessCPU(), time.Now()
 	res := blast(snd, benchtool.Options{Passes: b.N, Rate: rate})
@@ -262,6 +320,9 @@ func benchProxy(b *testing.B, sinkName string, dgs []capture.Datagram, prof benc
 	b.ReportMetric(pct(qdrop, res.Datagrams), "qdrop%")
 	b.ReportMetric(pct(sinkDrop, uint64(float64(res.Datagrams)*float64(prof.Records)/float64(prof.Datagrams))), "sinkdrop%")
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/max(flows, 1), "allocs/flow")
+	if recvCPU != nil && flows > 0 {
+		b.ReportMetric((recvCPU()-rcpu0).Seconds()/flows*1e6, "recv-cpu-s/Mflow")
+	}
 	if rate > 0 {
 		lost := res.Datagrams - min(res.Datagrams, got-qdrop)
 		b.ReportMetric(rate, "rate-dg/s")

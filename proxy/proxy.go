@@ -22,7 +22,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -163,7 +162,7 @@ type Proxy struct {
 	autoMu sync.Mutex
 	autos  map[netip.Addr]*device.Device
 
-	conns   []*net.UDPConn
+	conns   []*socket
 	readers []*reader
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
@@ -242,8 +241,11 @@ func (p *Proxy) Start(ctx context.Context) error {
 			return fmt.Errorf("proxy: tee: %w", err)
 		}
 	}
-	addr := net.JoinHostPort(p.cfg.Host, strconv.Itoa(p.cfg.Port))
-	conns, got, err := sockets(ctx, addr, p.cfg.Sockets, p.cfg.RcvBufSize)
+	host, err := netip.ParseAddr(p.cfg.Host)
+	if err != nil {
+		return fmt.Errorf("proxy: host %q: %w", p.cfg.Host, err)
+	}
+	conns, got, err := sockets(netip.AddrPortFrom(host, uint16(p.cfg.Port)), p.cfg.Sockets, p.cfg.RcvBufSize)
 	if err != nil {
 		return err
 	}
@@ -254,7 +256,9 @@ func (p *Proxy) Start(ctx context.Context) error {
 	for _, c := range conns {
 		r := newReader(c, p.cfg.Queue)
 		r.now = p.now
-		r.received = p.onReceived
+		r.lookup = p.onLookup
+		r.count = p.onCount
+		r.rcvbuf = got
 		r.dropped = p.onDropped
 		r.highwater = p.onHighwater
 		if len(p.tees) > 0 {
@@ -279,7 +283,7 @@ func (p *Proxy) Start(ctx context.Context) error {
 		defer p.wg.Done()
 		p.housekeeping(ctx)
 	}()
-	p.log.Info("proxy listening", "addr", conns[0].LocalAddr().String(), "sockets", len(conns), "rcvbuf", got)
+	p.log.Info("proxy listening", "addr", conns[0].addr.String(), "sockets", len(conns), "rcvbuf", got)
 	return nil
 }
 
@@ -288,14 +292,14 @@ func (p *Proxy) Addr() netip.AddrPort {
 	if len(p.conns) == 0 {
 		return netip.AddrPort{}
 	}
-	return addrPort(p.conns[0].LocalAddr())
+	return p.conns[0].addr
 }
 
 // Stop closes the sockets, decodes what is queued, flushes the sinks
 // until ctx is done, and saves the templates.
 func (p *Proxy) Stop(ctx context.Context) error {
 	for _, c := range p.conns {
-		c.Close()
+		c.shutdown() // its reader closes it
 	}
 	if p.cancel != nil {
 		p.cancel()
@@ -413,20 +417,26 @@ func autoID(a netip.Addr) uint64 {
 	return h.Sum64() | 1<<63
 }
 
-// onReceived identifies a datagram's device, once for the whole path.
-func (p *Proxy) onReceived(src netip.AddrPort, n int) (*device.Device, *deviceStats) {
-	p.datagrams.Add(1)
-	now := p.now()
+// onLookup identifies a source's device, once for the whole path.
+func (p *Proxy) onLookup(src netip.AddrPort, now time.Time) (*device.Device, *deviceStats) {
 	d := p.device(src.Addr())
 	if d == nil {
 		p.registry.Unregistered(src.Addr(), now)
 		return nil, nil
 	}
 	ds := p.stats.get(d.ID)
-	ds.datagrams.Add(1)
-	ds.bytes.Add(uint64(n))
 	ds.seen(src.Addr(), now)
 	return d, ds
+}
+
+// onCount counts datagrams read, from any source (ds is nil for one that
+// is not a device).
+func (p *Proxy) onCount(ds *deviceStats, datagrams, bytes uint64) {
+	p.datagrams.Add(datagrams)
+	if ds != nil {
+		ds.datagrams.Add(datagrams)
+		ds.bytes.Add(bytes)
+	}
 }
 
 func (p *Proxy) onDropped(ds *deviceStats) {
@@ -471,6 +481,12 @@ type worker struct {
 	ds      *deviceStats
 	at      time.Time
 	in, not uint64 // flows in, flows not kept (rate limit)
+	// Flows in are counted once per run of datagrams of one device
+	// rather than per datagram: the counters are shared with the reader
+	// and the other workers.
+	runDS *deviceStats
+	runIn uint64
+	runAt time.Time
 }
 
 // flushAt is how many records a worker gathers before writing to sinks.
@@ -483,6 +499,7 @@ func (w *worker) run() {
 			w.datagram(b, i)
 		}
 		w.flush()
+		w.runDS = nil
 		w.r.release(b)
 	}
 	w.flush()
@@ -504,13 +521,26 @@ func (w *worker) datagram(b *batch, i int) {
 		p.log.Debug("bad datagram", "src", dg.src, "device", w.dev.ID, "err", err)
 	}
 	if w.in > 0 {
-		p.flowsIn.Add(w.in)
-		w.ds.flowsIn.Add(w.in)
-		w.ds.in.add(dg.received, w.in)
+		if w.ds != w.runDS {
+			w.countIn(w.ds)
+		}
+		w.runIn += w.in
+		w.runAt = dg.received
 	}
 	if w.not > 0 {
 		p.drop(w.ds, reasonRateLimit, w.not)
 	}
+}
+
+// countIn adds the flows of the current run to the counters and starts a
+// run for next.
+func (w *worker) countIn(next *deviceStats) {
+	if w.runIn > 0 {
+		w.p.flowsIn.Add(w.runIn)
+		w.runDS.flowsIn.Add(w.runIn)
+		w.runDS.in.add(w.runAt, w.runIn)
+	}
+	w.runDS, w.runIn = next, 0
 }
 
 // emit handles one decoded record: device, default sampling rate, rate
@@ -545,6 +575,7 @@ func (w *worker) emit(r *flow.Record) {
 // flush writes the gathered records to every sink. A record counts as
 // forwarded when every sink took it.
 func (w *worker) flush() {
+	w.countIn(w.runDS) // flows in are counted before they are out
 	if len(w.out) == 0 {
 		return
 	}

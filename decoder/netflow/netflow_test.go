@@ -416,3 +416,47 @@ func TestMalformed(t *testing.T) {
 		})
 	}
 }
+
+// TestCachesWithinDatagram: what the decoder caches for the data sets of
+// one datagram (templates, sampling rates, system init time) follows the
+// template and options records that come earlier in the same datagram.
+func TestCachesWithinDatagram(t *testing.T) {
+	// v9: data, options data changing the rate, data again; then a template
+	// replaced between two data sets of the same ID.
+	optTmpl := set(1, cat(u16(257), u16(4), u16(12), appendFields(nil, [][]uint32{{1, 4}, {48, 1}, {49, 1}, {50, 4}})))
+	opt := func(rate uint32) []byte { return set(257, cat(u32(0), u8(5), u8(2), u32(rate)), []byte{0, 0}) }
+	tmplA := set(0, tmpl(258, []uint32{8, 4}, []uint32{12, 4}, []uint32{48, 1}, []uint32{1, 4}))
+	tmplB := set(0, tmpl(258, []uint32{12, 4}, []uint32{8, 4}, []uint32{48, 1}, []uint32{1, 4}))
+	rec := cat(ip("192.0.2.1"), ip("192.0.2.2"), u8(5), u32(100))
+	m := msg{version: 9, sets: [][]byte{optTmpl, opt(100), tmplA, set(258, rec), opt(200), set(258, rec), tmplB, set(258, rec)}}
+	recs := decodeAll(t, New(Config{}, nil), m.bytes())
+	if len(recs) != 3 {
+		t.Fatalf("%d records, want 3", len(recs))
+	}
+	for i, want := range []uint32{100, 200, 200} {
+		if recs[i].SamplingRate != want {
+			t.Errorf("record %d: rate %d, want %d", i, recs[i].SamplingRate, want)
+		}
+	}
+	if recs[1].SrcAddr != netip.MustParseAddr("192.0.2.1") || recs[2].SrcAddr != netip.MustParseAddr("192.0.2.2") {
+		t.Errorf("template replaced mid-datagram not used: %v then %v", recs[1].SrcAddr, recs[2].SrcAddr)
+	}
+
+	// IPFIX: uptime-based times before and after options data giving the
+	// system init time (IE 160) in the same message.
+	initTmpl := set(3, cat(u16(300), u16(2), u16(1), appendFields(nil, [][]uint32{{149, 4}, {160, 8}})))
+	initData := set(300, cat(u32(3), u64(uint64(t0.UnixMilli()))))
+	dataTmpl := set(2, tmpl(301, []uint32{8, 4}, []uint32{22, 4}, []uint32{21, 4}))
+	drec := cat(ip("192.0.2.1"), u32(1000), u32(2000))
+	im := msg{version: 10, domain: 3, sets: [][]byte{dataTmpl, set(301, drec), initTmpl, initData, set(301, drec)}}
+	irecs := decodeAll(t, New(Config{}, nil), im.bytes())
+	if len(irecs) != 2 {
+		t.Fatalf("%d IPFIX records, want 2", len(irecs))
+	}
+	if !irecs[0].FlowStart.IsZero() {
+		t.Errorf("before the init time: start %v, want unknown", irecs[0].FlowStart)
+	}
+	if want := t0.Add(time.Second); !irecs[1].FlowStart.Equal(want) || !irecs[1].FlowEnd.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("after the init time: %v–%v, want %v–", irecs[1].FlowStart, irecs[1].FlowEnd, want)
+	}
+}

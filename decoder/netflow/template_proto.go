@@ -105,7 +105,11 @@ func (d *Decoder) decodeSets(hdr *msgHeader, received time.Time, b []byte, off i
 	r := &sc.rec
 	learned := &sc.learned
 	*learned = (*learned)[:0]
+	sc.tmpl.reset()
+	var ctx setContext // one exporter and domain: shared by the data sets
+	flows := 0
 	defer func() {
+		d.flows.Add(uint64(flows))
 		if len(*learned) > 0 && d.held.len() > 0 {
 			d.release(*learned, r, emit)
 		}
@@ -128,16 +132,23 @@ func (d *Decoder) decodeSets(hdr *msgHeader, received time.Time, b []byte, off i
 		body := b[off+setHeaderLen : off+length]
 		switch {
 		case id == tmplSet:
+			sc.tmpl.reset()
 			if err := d.templateSet(hdr, received, body, false, learned); err != nil {
 				return records, held, fmt.Errorf("%s: template set at offset %d: %w", hdr.name(), off, err)
 			}
 		case id == optsSet:
+			sc.tmpl.reset()
 			if err := d.templateSet(hdr, received, body, true, learned); err != nil {
 				return records, held, fmt.Errorf("%s: options template set at offset %d: %w", hdr.name(), off, err)
 			}
 		case id >= 256:
 			k := TemplateKey{Exporter: hdr.exporter, Domain: hdr.domain, Version: hdr.version, ID: id}
-			t := d.templates.Get(k)
+			t := sc.tmpl.get(id)
+			if t == nil {
+				if t = d.templates.Get(k); t != nil {
+					sc.tmpl.put(id, t)
+				}
+			}
 			if t == nil {
 				held = true
 				if d.held.add(k, *hdr, received, body) {
@@ -147,8 +158,9 @@ func (d *Decoder) decodeSets(hdr *msgHeader, received time.Time, b []byte, off i
 				}
 				break
 			}
-			n, err := d.dataSet(hdr, t, body, r, emit)
+			n, f, err := d.dataSet(hdr, t, body, r, emit, &ctx)
 			records += n
+			flows += f
 			if err != nil {
 				return records, held, fmt.Errorf("%s: data set %d at offset %d: %w", hdr.name(), id, off, err)
 			}
@@ -262,7 +274,9 @@ func (d *Decoder) release(learned []TemplateKey, r *flow.Record, emit func(*flow
 			// Held data is counted as decoded whether or not it turns out
 			// well formed; a malformed held set is an error of its own
 			// datagram, long gone, so it only counts.
-			if _, err := d.dataSet(&h.hdr, t, h.data, r, emit); err != nil {
+			_, flows, err := d.dataSet(&h.hdr, t, h.data, r, emit, new(setContext))
+			d.flows.Add(uint64(flows))
+			if err != nil {
 				d.errors.Add(1)
 			}
 		}
@@ -339,26 +353,35 @@ func (t *Template) sameSpec(b []byte, version uint16) bool {
 	return off == len(b)
 }
 
-// setContext caches, for one data set, what every record of the set would
-// otherwise look up under a lock: the exporter's system init time and the
-// rate of the last sampler seen.
+// setContext caches, for the data sets of one datagram, what every record
+// would otherwise look up under a lock: the exporter's system init time
+// (looked up at the first record that needs it) and the rate of the last
+// sampler seen. Options data in the datagram empties it, so that the data
+// after it sees what it says.
 type setContext struct {
 	init       uint64
 	hasInit    bool
+	initLoaded bool
 	sampler    uint32
 	hasSampler bool
 	rate       uint32
 	rateCached bool
 }
 
-// dataSet decodes the records of one data set with template t.
-func (d *Decoder) dataSet(hdr *msgHeader, t *Template, b []byte, r *flow.Record, emit func(*flow.Record)) (int, error) {
-	n, flows := 0, 0
-	defer func() { d.flows.Add(uint64(flows)) }()
-	var sc setContext
-	if !t.Options {
-		sc.init, sc.hasInit = d.sampling.initTime(hdr.exporter, hdr.domain)
+// initFor loads the exporter's system init time when tp's times may need
+// it: IPFIX uptime-based times without an init time in the record.
+func (d *Decoder) initFor(sc *setContext, hdr *msgHeader, tp *timeParts) {
+	if sc.initLoaded || hdr.version != 10 || tp.hasInit || !(tp.hasStartUp || tp.hasEndUp) {
+		return
 	}
+	sc.init, sc.hasInit = d.sampling.initTime(hdr.exporter, hdr.domain)
+	sc.initLoaded = true
+}
+
+// dataSet decodes the records of one data set with template t and returns
+// the records (flows and options) and the flows among them. sc is the
+// datagram's context (its exporter and domain are hdr's).
+func (d *Decoder) dataSet(hdr *msgHeader, t *Template, b []byte, r *flow.Record, emit func(*flow.Record), sc *setContext) (n, flows int, err error) {
 	for len(b) >= t.minLen {
 		var s recState
 		*r = flow.Record{}
@@ -368,25 +391,26 @@ func (d *Decoder) dataSet(hdr *msgHeader, t *Template, b []byte, r *flow.Record,
 			if allZero(b) {
 				break // padding
 			}
-			return n, fmt.Errorf("record %d: variable-length field runs past the set", n+1)
+			return n, flows, fmt.Errorf("record %d: variable-length field runs past the set", n+1)
 		}
 		b = b[used:]
 		n++
 		if t.Options {
 			d.options.Add(1)
 			d.applyOptions(hdr, &s)
+			*sc = setContext{}
 			continue
 		}
-		d.finish(&s, &sc)
+		d.finish(&s, sc)
 		flows++
 		emit(r)
 		if s.hasRev && (s.revBytes > 0 || s.revPackets > 0) {
-			d.reverse(&s, &sc)
+			d.reverse(&s, sc)
 			flows++
 			emit(r)
 		}
 	}
-	return n, nil
+	return n, flows, nil
 }
 
 func allZero(b []byte) bool {
@@ -507,6 +531,7 @@ func (d *Decoder) finish(s *recState, sc *setContext) {
 		}
 		r.SamplingRate = sc.rate
 	}
+	d.initFor(sc, hdr, &s.fwd)
 	r.FlowStart, r.FlowEnd = s.fwd.resolve(hdr, sc.init, sc.hasInit)
 }
 
@@ -527,6 +552,7 @@ func (d *Decoder) reverse(s *recState, sc *setContext) {
 	r.Bytes, r.Packets = s.revBytes, s.revPackets
 	r.TCPFlags = s.revFlags
 	r.Reverse = true
+	d.initFor(sc, s.hdr, &s.rev)
 	if start, end := s.rev.resolve(s.hdr, sc.init, sc.hasInit); !start.IsZero() || !end.IsZero() {
 		r.FlowStart, r.FlowEnd = start, end
 	}

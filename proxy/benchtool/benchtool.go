@@ -52,10 +52,18 @@ type Profile struct {
 	// Records adds what netpulse emits besides: reverse biflow halves and
 	// sFlow counter records.
 	Records int
+	// FlowRecords are the flow records among Records (reverse halves in,
+	// counter records out): what netpulse_proxy_flows_forwarded_total
+	// counts.
+	FlowRecords int
 }
 
 // FlowsPerRecord converts records delivered by the proxy into flows.
 func (p Profile) FlowsPerRecord() float64 { return float64(p.Flows) / float64(p.Records) }
+
+// FlowsPerFlowRecord converts netpulse_proxy_flows_forwarded_total into
+// flows.
+func (p Profile) FlowsPerFlowRecord() float64 { return float64(p.Flows) / float64(p.FlowRecords) }
 
 // FlowsPerDatagram converts datagrams into the flows they carry, on
 // average.
@@ -71,8 +79,11 @@ func ProfileOf(dgs []capture.Datagram) Profile {
 			p.Bytes += len(dg.Payload)
 			d.Decode(dg.Src.Addr(), dg.Time, dg.Payload, func(r *flow.Record) {
 				p.Records++
-				if r.Kind == flow.KindFlow && !r.Reverse {
-					p.Flows++
+				if r.Kind == flow.KindFlow {
+					p.FlowRecords++
+					if !r.Reverse {
+						p.Flows++
+					}
 				}
 			})
 		}

@@ -3,8 +3,10 @@
 //
 // Write copies records into a bounded in-memory queue; one sender
 // goroutine cuts them into batches (BatchSize records, or what is there
-// every FlushInterval), gives each a random batch id, encodes it and POSTs
-// it. A batch that cannot be delivered at once goes to the spool
+// every FlushInterval) and POSTs them one at a time, in order. Encoding a
+// batch (protobuf, then zstd, with a random batch id) is most of the
+// sink's CPU time, so Encoders goroutines do it while the sender waits
+// for the collector's answer to the batch before. A batch that cannot be delivered at once goes to the spool
 // directory, one file per batch, and is retried from there, oldest first,
 // with exponential backoff; while older batches wait there, new ones go to
 // the spool too, so order is roughly kept and nothing accepted is lost.
@@ -27,6 +29,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +90,13 @@ type Config struct {
 	// with nothing to send, it posts an empty batch so that the
 	// collector's proxy registry knows this proxy is alive. Default 30s.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// Encoders is how many batches are encoded at once, each on a
+	// goroutine of its own, while the sender posts the batch before
+	// them. Batches are still sent in the order their records came.
+	// Each holds up to BatchSize records out of the queue, so memory is
+	// bounded by QueueSize + Encoders × BatchSize records. Default: the
+	// number of CPUs, at most 4.
+	Encoders int `yaml:"encoders"`
 	// Now is the clock, for tests. Default time.Now.
 	Now func() time.Time `yaml:"-"`
 }
@@ -99,6 +109,7 @@ func DefaultConfig() Config {
 		QueueSize: 200000, Timeout: 10 * time.Second,
 		BackoffMin: 250 * time.Millisecond, BackoffMax: 30 * time.Second,
 		SpoolMaxBytes: 1 << 30, HeartbeatInterval: 30 * time.Second, Now: time.Now,
+		Encoders: min(runtime.NumCPU(), 4),
 	}
 }
 
@@ -135,6 +146,9 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = d.Now
 	}
+	if c.Encoders <= 0 {
+		c.Encoders = d.Encoders
+	}
 	return c
 }
 
@@ -145,6 +159,13 @@ func (c Config) endpoint() (string, error) {
 
 func (c Config) tlsConfig() (*tls.Config, error) {
 	return tlsutil.ClientConfig("collector", c.CAFile, c.CertFile, c.KeyFile)
+}
+
+// encodeJob is a chunk of records on its way to becoming a batch.
+type encodeJob struct {
+	recs []flow.Record
+	b    *batch // nil when encoding failed (counted)
+	done chan struct{}
 }
 
 // batch is one encoded batch on its way.
@@ -173,7 +194,11 @@ type Sink struct {
 	stopOnce sync.Once
 	stopErr  error
 
+	// jobs feeds the encoders.
+	jobs chan *encodeJob
+
 	// Owned by the sender goroutine.
+	pending    []*encodeJob // being encoded, oldest first
 	spool      *spool
 	head       []*batch // in memory, before the spool
 	backingOff bool
@@ -186,6 +211,7 @@ type Sink struct {
 	accepted, refused, delivered, dropped, retries atomic.Uint64
 	heartbeats                                     atomic.Uint64
 	held                                           atomic.Int64 // records in head
+	encoding                                       atomic.Int64 // records in pending
 	up                                             atomic.Bool
 }
 
@@ -219,6 +245,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		codec:  wire.NewCodec(),
 		q:      newQueue(cfg.QueueSize, cfg.BatchSize),
 		kick:   make(chan struct{}, 1),
+		jobs:   make(chan *encodeJob, cfg.Encoders),
 		stopCh: make(chan context.Context, 1),
 		done:   make(chan struct{}),
 	}, nil
@@ -253,6 +280,9 @@ func (s *Sink) Start(ctx context.Context) error {
 	s.retryTimer = time.NewTimer(time.Hour)
 	s.retryTimer.Stop()
 	s.lastPost = s.cfg.Now()
+	for range s.cfg.Encoders {
+		go s.encoder()
+	}
 	go s.run(runCtx)
 	return nil
 }
@@ -291,7 +321,7 @@ func (s *Sink) Stop(ctx context.Context) error {
 		}
 		s.cancel()
 		s.client.CloseIdleConnections()
-		if n := s.q.len() + int(s.held.Load()); n > 0 {
+		if n := s.q.len() + int(s.held.Load()+s.encoding.Load()); n > 0 {
 			s.stopErr = fmt.Errorf("collector: %d records not delivered nor spooled", n)
 		}
 	})
@@ -303,7 +333,7 @@ func (s *Sink) Stats() sink.Stats {
 	st := sink.Stats{
 		Accepted: s.accepted.Load(), Refused: s.refused.Load(), Delivered: s.delivered.Load(),
 		Dropped: s.dropped.Load(), Retries: s.retries.Load(), Up: s.up.Load(),
-		Queued: uint64(s.q.len()) + uint64(max(s.held.Load(), 0)),
+		Queued: uint64(s.q.len()) + uint64(max(s.held.Load()+s.encoding.Load(), 0)),
 	}
 	if sp := s.spool; sp != nil {
 		st.Spooled = uint64(max(sp.records.Load(), 0))
@@ -313,6 +343,7 @@ func (s *Sink) Stats() sink.Stats {
 
 func (s *Sink) run(ctx context.Context) {
 	defer close(s.done)
+	defer close(s.jobs) // the encoders end; nothing is pending by now
 	tick := time.NewTicker(s.cfg.FlushInterval)
 	defer tick.Stop()
 	defer s.retryTimer.Stop()
@@ -348,12 +379,12 @@ func (s *Sink) work(ctx context.Context, partial bool) {
 		if s.spool == nil && len(s.head) > 0 {
 			return // hold the queue until the head batch is delivered
 		}
-		c := s.q.pop(partial)
-		if c == nil {
+		s.submit(partial)
+		b, ok := s.next()
+		if !ok {
 			return
 		}
-		b := s.encode(c)
-		s.q.recycle(c)
+		s.submit(partial) // keep the encoders busy while b is sent
 		if b == nil {
 			continue
 		}
@@ -362,6 +393,45 @@ func (s *Sink) work(ctx context.Context, partial bool) {
 		} else {
 			s.pushHead(b)
 		}
+	}
+}
+
+// submit hands queued chunks to the encoders until Encoders of them are
+// pending: full chunks only, or also a partial one when partial is set.
+func (s *Sink) submit(partial bool) {
+	for len(s.pending) < s.cfg.Encoders {
+		c := s.q.pop(partial)
+		if c == nil {
+			return
+		}
+		j := &encodeJob{recs: c, done: make(chan struct{})}
+		s.encoding.Add(int64(len(c)))
+		s.pending = append(s.pending, j)
+		s.jobs <- j // never blocks: it holds as many jobs as may be pending
+	}
+}
+
+// next waits for the oldest pending chunk's batch; ok is false when none
+// is pending. The batch is nil when the chunk could not be encoded (it
+// is counted as dropped).
+func (s *Sink) next() (b *batch, ok bool) {
+	if len(s.pending) == 0 {
+		return nil, false
+	}
+	j := s.pending[0]
+	<-j.done
+	s.pending[0] = nil
+	s.pending = s.pending[1:]
+	s.encoding.Add(-int64(len(j.recs)))
+	s.q.recycle(j.recs)
+	return j.b, true
+}
+
+// encoder encodes chunks until the sender ends.
+func (s *Sink) encoder() {
+	for j := range s.jobs {
+		j.b = s.encode(j.recs)
+		close(j.done)
 	}
 }
 
@@ -438,7 +508,7 @@ func (s *Sink) drain(ctx context.Context, final bool) bool {
 // life (docs/wire-protocol.md). A failed heartbeat is not retried: the
 // next one follows.
 func (s *Sink) heartbeat(ctx context.Context) {
-	if s.backingOff || len(s.head) > 0 || (s.spool != nil && s.spool.len() > 0) || s.stopping.Load() {
+	if s.backingOff || len(s.head) > 0 || len(s.pending) > 0 || (s.spool != nil && s.spool.len() > 0) || s.stopping.Load() {
 		return
 	}
 	if s.cfg.Now().Sub(s.lastPost) < s.cfg.HeartbeatInterval {
@@ -547,20 +617,24 @@ func (s *Sink) split(b *batch) ([2]*batch, error) {
 }
 
 func (s *Sink) encode(recs []flow.Record) *batch {
-	pb := &flowpb.Batch{
-		BatchId: wire.NewBatchID(), Proxy: s.cfg.ProxyName, CreatedNs: s.cfg.Now().UnixNano(),
-		Records: make([]*flowpb.Record, len(recs)),
-	}
-	for i := range recs {
-		pb.Records[i] = recs[i].ToProto()
-	}
-	body, err := s.codec.EncodeBatch(pb)
+	id := wire.NewBatchID()
+	body, err := s.codec.EncodeRecords(id, s.cfg.ProxyName, s.cfg.Now().UnixNano(), recs)
 	if err != nil {
 		s.dropped.Add(uint64(len(recs)))
 		s.log.Error("collector: cannot encode batch, dropped", "records", len(recs), "err", err)
 		return nil
 	}
-	return &batch{id: pb.BatchId, body: body, records: len(recs)}
+	return &batch{id: id, body: body, records: len(recs)}
+}
+
+// spoolOrDrop spools b at Stop, or drops it without a spool.
+func (s *Sink) spoolOrDrop(b *batch) {
+	if s.spool != nil {
+		s.toSpool(b)
+		return
+	}
+	s.dropped.Add(uint64(b.records))
+	s.log.Error("collector: stopping with no spool, batch dropped", "records", b.records)
 }
 
 // toSpool spools b, or drops it when the spool is full or failing.
@@ -594,12 +668,12 @@ func (s *Sink) shutdown(ctx, stopCtx context.Context) {
 		if s.spool == nil && len(s.head) > 0 && (failed || stopCtx.Err() != nil) {
 			break
 		}
-		c := s.q.pop(true)
-		if c == nil {
+		s.submit(true)
+		b, ok := s.next()
+		if !ok {
 			break
 		}
-		b := s.encode(c)
-		s.q.recycle(c)
+		s.submit(true)
 		if b == nil {
 			continue
 		}
@@ -616,11 +690,11 @@ func (s *Sink) shutdown(ctx, stopCtx context.Context) {
 	for len(s.head) > 0 {
 		h := s.head[0]
 		s.popHead()
-		if s.spool != nil {
-			s.toSpool(h)
-		} else {
-			s.dropped.Add(uint64(h.records))
-			s.log.Error("collector: stopping with no spool, batch dropped", "records", h.records)
+		s.spoolOrDrop(h)
+	}
+	for b, ok := s.next(); ok; b, ok = s.next() {
+		if b != nil {
+			s.spoolOrDrop(b)
 		}
 	}
 	for c := s.q.pop(true); c != nil; c = s.q.pop(true) {

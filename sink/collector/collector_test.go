@@ -151,6 +151,32 @@ func TestDelivers(t *testing.T) {
 	}
 }
 
+// TestEncodersKeepOrder: with several encoders at work, batches still
+// reach the collector in the order their records were written, each once.
+func TestEncodersKeepOrder(t *testing.T) {
+	for _, encoders := range []int{1, 4} {
+		t.Run(fmt.Sprintf("encoders=%d", encoders), func(t *testing.T) {
+			srv := wiretest.NewServer(t, wiretest.NewPKI(t), wiretest.Options{})
+			cfg := testConfig(srv)
+			cfg.BatchSize, cfg.Encoders = 100, encoders
+			s := start(t, cfg)
+			recs := records(0, 10000)
+			write(t, s, recs)
+			stop(t, s)
+			checkExactlyOnce(t, srv, recs)
+			next := uint32(0)
+			for _, b := range srv.Batches() {
+				for _, r := range b.Records {
+					if r.Sequence != next {
+						t.Fatalf("record %d arrived where %d was due", r.Sequence, next)
+					}
+					next++
+				}
+			}
+		})
+	}
+}
+
 func TestMutualTLS(t *testing.T) {
 	pki := wiretest.NewPKI(t)
 	srv := wiretest.NewServer(t, pki, wiretest.Options{MTLS: true})
@@ -475,45 +501,6 @@ func assertSpoolEmpty(t *testing.T, dir string) {
 	if len(ents) != 0 {
 		t.Fatalf("spool not empty: %d files, first %s", len(ents), ents[0].Name())
 	}
-}
-
-func BenchmarkSink(b *testing.B) {
-	srv := wiretest.NewServer(b, wiretest.NewPKI(b), wiretest.Options{CountOnly: true})
-	cfg := testConfig(srv)
-	cfg.BatchSize = wire.DefaultBatchRecords
-	cfg.QueueSize = 200000
-	cfg.FlushInterval = 100 * time.Millisecond
-	s, err := New(cfg, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	recs := records(0, 1000)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	total := 0
-	for i := 0; i < b.N; i++ {
-		for off := 0; off < len(recs); {
-			n := s.Write(recs[off:])
-			off += n
-			if n == 0 {
-				time.Sleep(100 * time.Microsecond) // queue full: the sender is the bottleneck
-			}
-		}
-		total += len(recs)
-	}
-	if err := s.Stop(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
-	if st := s.Stats(); st.Delivered != uint64(total) {
-		b.Fatalf("delivered %d of %d", st.Delivered, total)
-	}
-	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "records/s")
-	b.ReportMetric(0, "ns/op")
 }
 
 func TestHeartbeat(t *testing.T) {

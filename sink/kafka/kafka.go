@@ -28,11 +28,11 @@ import (
 
 	"github.com/netpulse/netpulse/flow"
 	"github.com/netpulse/netpulse/sink"
+	"github.com/netpulse/netpulse/wire"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
-	"google.golang.org/protobuf/proto"
 )
 
 // Config configures the sink. The zero value of a field means its default.
@@ -228,8 +228,8 @@ func (s *Sink) Write(recs []flow.Record) int {
 	n := s.reserve(len(recs))
 	for i := 0; i < n; i++ {
 		r := &recs[i]
-		value, err := proto.Marshal(r.ToProto())
-		if err != nil { // cannot happen with flowpb.Record; never panic
+		value, err := wire.MarshalRecord(r)
+		if err != nil { // a string that is not UTF-8; never panic
 			s.buffered.Add(-1)
 			s.dropped.Add(1)
 			continue

@@ -9,7 +9,9 @@
 // receiver knows the templates, then blasts, and prints what it sent on
 // one line: datagrams, bytes, seconds, datagrams/s, the flows those
 // datagrams carry (netpulse's decoder's count for one pass times the
-// passes) and the sender thread's CPU time.
+// passes), the sender thread's CPU time, and the capture's flows per
+// netpulse flow record (reverse biflow halves are records of their own),
+// which turns netpulse_proxy_flows_forwarded_total into flows.
 package main
 
 import (
@@ -77,8 +79,8 @@ func run(file, to string, dur time.Duration, rate string, prime bool) error {
 	defer stop()
 	res := s.Blast(ctx, benchtool.Options{Duration: dur, Rate: r})
 	flows := float64(res.Datagrams) * prof.FlowsPerDatagram()
-	fmt.Printf("sent datagrams=%d bytes=%d seconds=%.3f dg/s=%.0f flows=%.0f flows/s=%.0f sender-cpu-s=%.3f errors=%d\n",
+	fmt.Printf("sent datagrams=%d bytes=%d seconds=%.3f dg/s=%.0f flows=%.0f flows/s=%.0f sender-cpu-s=%.3f errors=%d flows/flow-record=%.6f\n",
 		res.Datagrams, res.Bytes, res.Elapsed.Seconds(), float64(res.Datagrams)/res.Elapsed.Seconds(),
-		flows, flows/res.Elapsed.Seconds(), res.ThreadCPU.Seconds(), res.Errors)
+		flows, flows/res.Elapsed.Seconds(), res.ThreadCPU.Seconds(), res.Errors, prof.FlowsPerFlowRecord())
 	return nil
 }
