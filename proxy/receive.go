@@ -130,6 +130,7 @@ func (r *reader) run() error {
 	mr := newMsgReader(r.sock, bufs)
 	var cur *batch
 	held := false // cur is complete, and the queue was full
+	more := false // the last read filled every buffer: more may be waiting
 	var lastDrain time.Time
 	var cycleDgs, cycleBytes int // read since the socket was last drained
 	for {
@@ -149,11 +150,16 @@ func (r *reader) run() error {
 			r.flush(cur)
 			return err
 		}
-		n, err := mr.read()
-		if err != nil {
-			if err == errReadTimeout {
-				continue
-			}
+		// After a full read the next one does not wait: finding nothing
+		// means the socket is drained, and cur must go to the worker now
+		// rather than when the next datagram comes.
+		n, err := mr.read(!more)
+		switch {
+		case err == errNothing:
+			n = 0
+		case err == errReadTimeout:
+			continue
+		case err != nil:
 			r.flush(cur)
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -164,8 +170,8 @@ func (r *reader) run() error {
 		cur, nb = r.ingest(mr, bufs, n, cur)
 		cycleDgs += n
 		cycleBytes += nb
-		if n == len(bufs) {
-			continue // more may be waiting: read on, filling cur
+		if more = n == len(bufs); more {
+			continue // read on, filling cur
 		}
 		// The socket is drained: hand the batch over before pausing.
 		if cur != nil && len(cur.dgs) > 0 {

@@ -135,7 +135,7 @@ func TestShutdownWakesRead(t *testing.T) {
 		done := make(chan error, 1)
 		start := time.Now()
 		go func() {
-			_, err := m.read()
+			_, err := m.read(true)
 			done <- err
 		}()
 		time.Sleep(20 * time.Millisecond) // let the read block (it would return at once otherwise: also fine)
@@ -212,7 +212,7 @@ func TestDualStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := newMsgReader(s, [][]byte{make([]byte, 16)})
-	n, err := m.read()
+	n, err := m.read(true)
 	if err != nil || n != 1 {
 		t.Fatalf("read %d, %v", n, err)
 	}
@@ -221,4 +221,47 @@ func TestDualStack(t *testing.T) {
 	}
 	s.shutdown()
 	s.close()
+}
+
+// TestReaderPushesAfterFullRead: when the traffic stops right after a
+// read that filled every buffer (a multiple of 64 datagrams), the batch
+// still goes to the worker at once, not when the next datagram comes.
+func TestReaderPushesAfterFullRead(t *testing.T) {
+	s, _, err := openSocket(netip.MustParseAddrPort("127.0.0.1:0"), 8<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(s.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 2 * batchMsgs
+	for i := 0; i < n; i++ { // before the reader starts: two full reads
+		if _, err := c.Write(make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := newReader(s, 4)
+	r.now = time.Now
+	done := make(chan error, 1)
+	go func() { done <- r.run() }()
+	defer func() {
+		s.shutdown()
+		for range r.queue {
+		}
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	got := 0
+	for got < n {
+		select {
+		case b := <-r.queue:
+			got += len(b.dgs)
+			r.release(b)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d datagrams reached the worker", got, n)
+		}
+	}
 }

@@ -135,8 +135,12 @@ func (s *socket) shutdown() {
 // reading, so the descriptor is never reused under a read in progress.
 func (s *socket) close() error { return unix.Close(s.fd) }
 
-// errReadTimeout is a read that waited SO_RCVTIMEO for nothing.
-var errReadTimeout = errors.New("proxy: read timeout")
+// errReadTimeout is a read that waited SO_RCVTIMEO for nothing, and
+// errNothing a read that was not to wait and found nothing.
+var (
+	errReadTimeout = errors.New("proxy: read timeout")
+	errNothing     = errors.New("proxy: nothing to read")
+)
 
 // mmsgReader reads datagrams from a socket with recvmmsg(2). Headers,
 // iovecs and source-address storage are built once, so a read allocates
@@ -165,10 +169,15 @@ func newMsgReader(s *socket, bufs [][]byte) *mmsgReader {
 	return m
 }
 
-// read waits for a datagram (up to the socket's timeout: errReadTimeout)
-// and reads it and whatever else is there, up to one per buffer
-// (MSG_WAITFORONE). After shutdown it returns net.ErrClosed.
-func (m *mmsgReader) read() (int, error) {
+// read reads the datagrams that are there, up to one per buffer. With
+// wait it first waits for one (up to the socket's timeout:
+// errReadTimeout; MSG_WAITFORONE), without it it returns errNothing at
+// once when there is none. After shutdown it returns net.ErrClosed.
+func (m *mmsgReader) read(wait bool) (int, error) {
+	flags, none := uintptr(unix.MSG_WAITFORONE), errReadTimeout
+	if !wait {
+		flags, none = unix.MSG_DONTWAIT, errNothing
+	}
 	for {
 		if m.s.closing.Load() {
 			return 0, net.ErrClosed
@@ -176,7 +185,7 @@ func (m *mmsgReader) read() (int, error) {
 		for i := range m.hdrs {
 			m.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		}
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(m.s.fd), uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(len(m.hdrs)), unix.MSG_WAITFORONE, 0, 0)
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(m.s.fd), uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(len(m.hdrs)), flags, 0, 0)
 		if m.s.closing.Load() {
 			return 0, net.ErrClosed
 		}
@@ -189,7 +198,7 @@ func (m *mmsgReader) read() (int, error) {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return 0, errReadTimeout
+			return 0, none
 		}
 		return 0, e
 	}
