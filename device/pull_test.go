@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/netpulse/netpulse/internal/syncbuf"
 )
 
 // recorder wraps the API handler: it records what each request carried
@@ -396,7 +398,7 @@ func TestPullLogRateLimited(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Unix(1e9, 0)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	cfg := PullerConfig{URL: srv.URL, AllowInsecureLoopback: true, Token: readToken, Interval: time.Hour, Now: clock}
 	p, err := NewPuller(cfg, NewRegistry(nil), slog.New(slog.NewTextHandler(&buf, nil)))
 	if err != nil {
@@ -427,18 +429,6 @@ func TestPullLogRateLimited(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func TestPullDelay(t *testing.T) {
 	p := &Puller{cfg: PullerConfig{Interval: time.Minute, BackoffMin: time.Second, BackoffMax: 8 * time.Second}.withDefaults()}

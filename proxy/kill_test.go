@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -16,10 +15,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netpulse/netpulse/internal/syncbuf"
 
 	"github.com/netpulse/netpulse/capture"
 	"github.com/netpulse/netpulse/flow"
@@ -78,7 +78,7 @@ type child struct {
 	cmd    *exec.Cmd
 	flow   netip.AddrPort
 	health string
-	stderr *bytes.Buffer
+	stderr *syncbuf.Buffer
 	done   chan struct{} // closed once the process is waited for
 	err    error         // cmd.Wait's, once done is closed
 }
@@ -88,8 +88,8 @@ func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestChildProxy$")
 	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(args, "\n"))
-	c := &child{cmd: cmd, stderr: new(bytes.Buffer), done: make(chan struct{})}
-	cmd.Stderr = &lockedWriter{w: c.stderr}
+	c := &child{cmd: cmd, stderr: new(syncbuf.Buffer), done: make(chan struct{})}
+	cmd.Stderr = c.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -161,17 +161,6 @@ func (c *child) wait(t *testing.T) error {
 		t.Fatalf("child proxy did not exit\n%s", c.stderr)
 		return nil
 	}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // TestOutageKill is the outage test with a real crash: the collector is

@@ -20,10 +20,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netpulse/netpulse/internal/syncbuf"
 
 	"github.com/netpulse/netpulse/internal/integration"
 )
@@ -35,26 +36,7 @@ type Server struct {
 	UDP, TCP string
 	out      string
 	cmd      *exec.Cmd
-	stderr   *syncBuffer
-}
-
-// syncBuffer collects rsyslogd's output, written by exec's copying
-// goroutine and read by a failing test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	stderr   *syncbuf.Buffer // rsyslogd's output
 }
 
 // Message is one received message as rsyslog parsed it. Fields absent
@@ -160,7 +142,7 @@ func start(t testing.TB, bin string) (*Server, error) {
 		return nil, err
 	}
 	portFile := filepath.Join(dir, "tcp.port")
-	s := &Server{out: filepath.Join(dir, "received.jsonl"), stderr: &syncBuffer{}}
+	s := &Server{out: filepath.Join(dir, "received.jsonl"), stderr: &syncbuf.Buffer{}}
 	conf := filepath.Join(dir, "rsyslog.conf")
 	text := fmt.Sprintf(confTemplate, dir, port, portFile, s.out)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {

@@ -3,36 +3,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/netpulse/netpulse/internal/syncbuf"
+
 	"github.com/netpulse/netpulse/collector"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRunDemo is the README's promise: `netpulse run -demo` shows live
 // data from every simulated router through the API within a minute, and
@@ -41,7 +23,7 @@ func TestRunDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	runContext = func() (context.Context, context.CancelFunc) { return ctx, cancel }
-	var out, errs syncBuffer
+	var out, errs syncbuf.Buffer
 	dir := t.TempDir()
 	done := make(chan int)
 	go func() {
