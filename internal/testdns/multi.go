@@ -1,7 +1,6 @@
 package testdns
 
 import (
-	"bytes"
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/netpulse/netpulse/internal/syncbuf"
 
 	"github.com/miekg/dns"
 
@@ -31,6 +32,9 @@ type ServerSpec struct {
 	// IPv6 makes the server listen on ::1 too, on the same port as on
 	// its IPv4 address.
 	IPv6 bool
+	// XFR allows zone transfers (AXFR) from 127.0.0.0/8 and ::1 without
+	// a key.
+	XFR bool
 }
 
 // Server is one running authoritative server of StartServers.
@@ -48,25 +52,7 @@ type Server struct {
 	cmd  *exec.Cmd
 	once sync.Once
 	done chan struct{}
-	log  serverLog
-}
-
-// serverLog collects a server's output while the test may read it.
-type serverLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *serverLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *serverLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	log  syncbuf.Buffer // the server's output
 }
 
 // Addr is the server's IPv4 host:port.
@@ -84,8 +70,8 @@ func (s *Server) Stop() {
 
 // StartServers starts one server per spec, each on its own 127.0.0.x
 // address (x random, so that parallel tests rarely meet) and its own
-// port, and waits until each answers the SOA of its first zone. The
-// servers stop when the test ends.
+// port, and waits until each answers the SOA of every zone it serves.
+// The servers stop when the test ends.
 func StartServers(t testing.TB, specs ...ServerSpec) []*Server {
 	t.Helper()
 	used := map[string]bool{}
@@ -133,13 +119,10 @@ func StartServers(t testing.TB, specs ...ServerSpec) []*Server {
 		}
 		go func() { s.cmd.Wait(); close(s.done) }()
 		t.Cleanup(s.Stop)
-		var origin string
-		for o := range spec.Zones {
-			origin = o
-			break
-		}
 		for _, a := range ips {
-			s.waitReady(t, net.JoinHostPort(a, strconv.Itoa(s.Port)), origin)
+			for origin := range spec.Zones {
+				s.waitReady(t, net.JoinHostPort(a, strconv.Itoa(s.Port)), origin)
+			}
 		}
 		out = append(out, s)
 	}
@@ -259,6 +242,9 @@ func (s *Server) nsdConfig(t testing.TB, spec ServerSpec, bin string) []string {
 	fmt.Fprintf(&c, "remote-control:\n  control-enable: no\n")
 	for origin, file := range s.writeZones(t, spec.Zones) {
 		fmt.Fprintf(&c, "zone:\n  name: %q\n  zonefile: %q\n", origin, file)
+		if spec.XFR {
+			fmt.Fprintf(&c, "  provide-xfr: 127.0.0.0/8 NOKEY\n  provide-xfr: ::1 NOKEY\n")
+		}
 	}
 	conf := filepath.Join(s.dir, "nsd.conf")
 	if err := os.WriteFile(conf, []byte(c.String()), 0o644); err != nil {
@@ -282,15 +268,28 @@ func (s *Server) knotConfig(t testing.TB, spec ServerSpec, bin string) []string 
 log:
   - target: stderr
     any: warning
+acl:
+  - id: xfr
+    address: [127.0.0.0/8, ::1]
+    action: transfer
 template:
   - id: default
     storage: %q
     zonefile-sync: -1
+    zonefile-load: whole
     journal-content: none
+    semantic-checks: off
 zone:
 `, filepath.Join(s.dir, "db"), s.dir)
+	// Knot warns when its database folder is missing.
+	if err := os.MkdirAll(filepath.Join(s.dir, "db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for origin, file := range s.writeZones(t, spec.Zones) {
 		fmt.Fprintf(&c, "  - domain: %q\n    file: %q\n", origin, file)
+		if spec.XFR {
+			fmt.Fprintf(&c, "    acl: xfr\n")
+		}
 	}
 	conf := filepath.Join(s.dir, "knot.conf")
 	if err := os.WriteFile(conf, []byte(c.String()), 0o644); err != nil {
