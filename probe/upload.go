@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -22,6 +23,35 @@ const ResultNameHeader = "X-Netpulse-Result-Name"
 // errRejected marks a file the collector refused for good (400, 413,
 // 415, 422): sending it again would not help.
 var errRejected = errors.New("rejected by the collector")
+
+// maxRetryAfter bounds how long a collector's Retry-After may hold the
+// queue back, so that a wrong or hostile value cannot stop uploads.
+const maxRetryAfter = time.Hour
+
+// retryLater is a failure whose answer said when to come back
+// (Retry-After on 429 or 503).
+type retryLater struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryLater) Error() string { return e.err.Error() }
+func (e *retryLater) Unwrap() error { return e.err }
+
+// parseRetryAfter reads a Retry-After value (RFC 9110 §10.2.3: seconds,
+// or an HTTP date) as a wait from now; false when absent or unreadable.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return min(time.Duration(secs)*time.Second, maxRetryAfter), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter), true
+	}
+	return 0, false
+}
 
 // uploader sends the queued files to the collector, oldest first, and
 // retries with a doubling backoff until each is acknowledged.
@@ -63,7 +93,13 @@ func (u *uploader) upload(ctx context.Context, name string, data []byte) error {
 	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
 		return fmt.Errorf("%w: %s: %s", errRejected, resp.Status, bytes.TrimSpace(body))
 	}
-	return fmt.Errorf("collector answered %s: %s", resp.Status, bytes.TrimSpace(body))
+	err = fmt.Errorf("collector answered %s: %s", resp.Status, bytes.TrimSpace(body))
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return &retryLater{err: err, after: d}
+		}
+	}
+	return err
 }
 
 // drain tries every queued file once, oldest first, and stops at the
@@ -110,7 +146,9 @@ func (u *uploader) drain(ctx context.Context) error {
 
 // loop drains the queue at start, after every new file, and after a
 // failure once the backoff has passed: Retry, doubled after each failure
-// up to MaxRetry, back to Retry after a success.
+// up to MaxRetry, back to Retry after a success. When the collector said
+// when to come back (Retry-After, at most an hour), the wait is at least
+// that.
 func (u *uploader) loop(ctx context.Context) {
 	backoff := u.cfg.Retry
 	for {
@@ -127,8 +165,12 @@ func (u *uploader) loop(ctx context.Context) {
 			}
 			continue
 		}
-		u.log.Warn("probe: upload failed; retrying", "in", backoff, "err", err)
-		if u.sleep(ctx, backoff) != nil {
+		wait := backoff
+		if rl := (*retryLater)(nil); errors.As(err, &rl) {
+			wait = max(wait, rl.after)
+		}
+		u.log.Warn("probe: upload failed; retrying", "in", wait, "err", err)
+		if u.sleep(ctx, wait) != nil {
 			return
 		}
 		backoff = min(2*backoff, u.cfg.MaxRetry)

@@ -26,9 +26,11 @@ type collectorStub struct {
 	t        *testing.T
 	mu       sync.Mutex
 	failures int
-	reject   bool
-	attempts int
-	got      map[string]*result.Run
+	// retryAfter, when set, is the Retry-After of each failure.
+	retryAfter string
+	reject     bool
+	attempts   int
+	got        map[string]*result.Run
 }
 
 func (c *collectorStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -43,6 +45,9 @@ func (c *collectorStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if c.failures > 0 {
 		c.failures--
+		if c.retryAfter != "" {
+			w.Header().Set("Retry-After", c.retryAfter)
+		}
 		http.Error(w, "store down", http.StatusServiceUnavailable)
 		return
 	}
@@ -151,6 +156,59 @@ func TestUploadRetriesUntilAcknowledged(t *testing.T) {
 	// The file itself stays in its yyyymm/ folder.
 	if _, err := os.Stat(p.st.path(slot)); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestUploadRetryAfter: a 503 with Retry-After holds the queue back at
+// least that long (the backoff alone would be 10 and 20 ms).
+func TestUploadRetryAfter(t *testing.T) {
+	stub := &collectorStub{t: t, failures: 2, retryAfter: "7", got: map[string]*result.Run{}}
+	cfg := uploadSetup(t, stub)
+	var mu sync.Mutex
+	var sleeps []time.Duration
+	p := newTestProbe(t, cfg, Deps{Sleep: func(ctx context.Context, d time.Duration) error {
+		mu.Lock()
+		sleeps = append(sleeps, d)
+		mu.Unlock()
+		return ctx.Err()
+	}})
+	if _, _, err := p.RunOnce(context.Background(), result.SlotOf(time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.up.loop(ctx); close(done) }()
+	waitFor(t, func() bool { return len(stub.names()) == 1 })
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []time.Duration{7 * time.Second, 7 * time.Second}; !slices.Equal(sleeps, want) {
+		t.Errorf("waits %v, want %v", sleeps, want)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"", 0, false},
+		{"0", 0, true},
+		{"120", 2 * time.Minute, true},
+		{"99999999", time.Hour, true}, // capped
+		{"-5", 0, false},
+		{"soon", 0, false},
+		{"Sun, 22 Nov 2026 10:00:30 GMT", 30 * time.Second, true},
+		{"Sun, 22 Nov 2026 09:00:00 GMT", 0, true}, // past: now
+		{"Mon, 23 Nov 2026 10:00:00 GMT", time.Hour, true},
+	} {
+		got, ok := parseRetryAfter(c.in, now)
+		if got != c.want || ok != c.ok {
+			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", c.in, got, ok, c.want, c.ok)
+		}
 	}
 }
 
