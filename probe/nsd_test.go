@@ -25,7 +25,7 @@ ns.example. 3600 IN A 192.0.2.53
 // checks the file it writes.
 func TestRunAgainstRealServers(t *testing.T) {
 	const serial = 2026112201
-	root := testdns.MiniRoot(t, testdns.MiniRootOptions{Serial: serial, TLDs: []string{"com", "net", "org"}, Sign: true})
+	root := signedRoot(t, serial)
 	v6 := testdns.Loopback6()
 	if !v6 {
 		t.Log("IPv6 SKIPPED: ::1 is not usable here; only IPv4 is measured")
@@ -171,7 +171,7 @@ func TestRunAgainstRealServers(t *testing.T) {
 // DNSKEY with a 1220-byte buffer: the answer does not fit, comes back
 // truncated, and the probe asks again over TCP.
 func TestTruncatedDNSKEYRetriedOverTCP(t *testing.T) {
-	root := testdns.MiniRoot(t, testdns.MiniRootOptions{Sign: true})
+	root := signedRoot(t, 2026010100)
 	s := testdns.StartServers(t, testdns.ServerSpec{Zones: map[string]string{".": root}})[0]
 	tg := Target{Name: "nsd.test", IPv4: s.IPv4, Port: s.Port}
 	qs := correctness(context.Background(), tg, correctnessQuery{addr: tg.addrs()[0], transport: result.UDP, qname: ".", qtype: dns.TypeDNSKEY}, time.Second)
@@ -197,4 +197,15 @@ func TestTruncatedDNSKEYRetriedOverTCP(t *testing.T) {
 	if keys != 3 || sigs != 2 {
 		t.Errorf("TCP answer: %d DNSKEY and %d RRSIG, want 3 and 2", keys, sigs)
 	}
+}
+
+// signedRoot is a small root zone signed by ldns-signzone with a ZSK and
+// two KSKs (a rollover: the DNSKEY answer with DO exceeds 1220 bytes),
+// signatures valid from an hour ago for 30 days.
+func signedRoot(t *testing.T, serial uint32) string {
+	t.Helper()
+	s := testdns.NewRootSigner(t)
+	s.AddKSK(t)
+	now := time.Now()
+	return s.Sign(t, testdns.RootZoneText(serial), now.Add(-time.Hour), now.Add(30*24*time.Hour))
 }

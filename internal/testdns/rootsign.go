@@ -60,7 +60,7 @@ ns2.zw.	172800	IN	AAAA	2001:db8::82
 type RootSigner struct {
 	dir  string
 	sign string
-	keys []string // base names, KSK first
+	keys []string // base names
 	n    atomic.Int64
 }
 
@@ -68,21 +68,32 @@ type RootSigner struct {
 // NETPULSE_REQUIRE_INTEGRATION=1) when ldnsutils is not installed.
 func NewRootSigner(t testing.TB) *RootSigner {
 	t.Helper()
-	keygen := integration.Tool(t, "ldns-keygen")
 	s := &RootSigner{dir: t.TempDir(), sign: integration.Tool(t, "ldns-signzone")}
-	for _, args := range [][]string{
-		{"-a", "RSASHA256", "-b", "2048", "-k", "-r", "/dev/urandom", "."},
-		{"-a", "RSASHA256", "-b", "1024", "-r", "/dev/urandom", "."},
-	} {
-		cmd := exec.Command(keygen, args...)
-		cmd.Dir = s.dir
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("ldns-keygen %s: %v", strings.Join(args, " "), err)
-		}
-		s.keys = append(s.keys, strings.TrimSpace(string(out)))
-	}
+	s.keys = append(s.keys,
+		s.keygen(t, "-a", "RSASHA256", "-b", "2048", "-k", "-r", "/dev/urandom", "."),
+		s.keygen(t, "-a", "RSASHA256", "-b", "1024", "-r", "/dev/urandom", "."))
 	return s
+}
+
+// AddKSK makes one more key-signing key (RSASHA256, 2048 bits), as
+// during a KSK rollover: every zone signed afterwards has both KSKs in
+// its DNSKEY RRset, each signing it, which makes the DNSKEY answer with
+// DO larger than 1220 bytes (a UDP answer to a 1220-byte EDNS buffer
+// comes back truncated).
+func (s *RootSigner) AddKSK(t testing.TB) {
+	t.Helper()
+	s.keys = append(s.keys, s.keygen(t, "-a", "RSASHA256", "-b", "2048", "-k", "-r", "/dev/urandom", "."))
+}
+
+func (s *RootSigner) keygen(t testing.TB, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(integration.Tool(t, "ldns-keygen"), args...)
+	cmd.Dir = s.dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ldns-keygen %s: %v", strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // Sign signs a root zone's text (NSEC, signatures valid from inception to
