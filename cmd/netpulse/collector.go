@@ -37,15 +37,7 @@ func cmdCollector(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML configuration `file` (its collector: section)")
 	logLevel := fs.String("log_level", "", "debug|info|warn|error (default: the file's)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, collectorUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 || *cfgPath == "" {
-		fs.Usage()
+	if !parseFlags(fs, args, collectorUsage, stderr, cfgPath) {
 		return 2
 	}
 	cfg, err := config.Load(*cfgPath)

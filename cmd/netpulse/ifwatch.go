@@ -38,15 +38,7 @@ func cmdIfwatch(args []string, stdout, stderr io.Writer) int {
 	format := fs.String("format", "table", "table, json or csv")
 	api := fs.String("api", "http://127.0.0.1:8080", "the collector's `URL`")
 	tokenFile := fs.String("token_file", "netpulse-data/api-token", "`file` holding an operator's token")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, ifwatchUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
+	if !parseFlags(fs, args[1:], ifwatchUsage, stderr, nil) {
 		return 2
 	}
 	q := url.Values{"format": {*format}}

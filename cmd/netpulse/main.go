@@ -126,6 +126,25 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseFlags gives fs a usage of text followed by the flags, parses
+// args, and refuses positional arguments and, when required is not nil,
+// an empty *required (the -config every daemon needs). false means the
+// usage was printed: exit 2.
+func parseFlags(fs *flag.FlagSet, args []string, text string, stderr io.Writer, required *string) bool {
+	fs.Usage = func() {
+		fmt.Fprint(stderr, text)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return false
+	}
+	if fs.NArg() > 0 || (required != nil && *required == "") {
+		fs.Usage()
+		return false
+	}
+	return true
+}
+
 func cmdDecode(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("decode", flag.ContinueOnError)
 	fs.SetOutput(stderr)

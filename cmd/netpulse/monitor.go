@@ -32,15 +32,7 @@ func cmdMonitor(args []string, stdout, stderr io.Writer) int {
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	once := fs.Bool("once", false, "poll every target once, print the statuses and exit (no push, no listener)")
 	logLevel := fs.String("log_level", "info", "debug|info|warn|error")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, monitorUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 || *cfgPath == "" {
-		fs.Usage()
+	if !parseFlags(fs, args, monitorUsage, stderr, cfgPath) {
 		return 2
 	}
 	cfg, err := monitor.Load(*cfgPath)

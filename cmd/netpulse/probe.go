@@ -41,15 +41,7 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	once := fs.Bool("once", false, "measure the current slot now, write its file, try the uploads once and exit")
 	logLevel := fs.String("log_level", "info", "debug|info|warn|error")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, probeUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 || *cfgPath == "" {
-		fs.Usage()
+	if !parseFlags(fs, args, probeUsage, stderr, cfgPath) {
 		return 2
 	}
 	cfg, err := probe.Load(*cfgPath)

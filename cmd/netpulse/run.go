@@ -46,15 +46,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	withDemo := fs.Bool("demo", false, "simulated routers send flow over loopback")
 	cfgPath := fs.String("config", "", "YAML configuration `file` (log, decoder, collector.store.retention, collector.dedup)")
 	logLevel := fs.String("log_level", "", "debug|info|warn|error")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, runUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
+	if !parseFlags(fs, args, runUsage, stderr, nil) {
 		return 2
 	}
 	cfg := config.Default()
