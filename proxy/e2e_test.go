@@ -56,6 +56,26 @@ func expected(t testing.TB, files []string) (keys []string, perFile []int) {
 	return keys, perFile
 }
 
+// delivered checks that the receiver stored exactly the records of want
+// (as keys), each with its device, and no batch twice.
+func delivered(t *testing.T, srv *wiretest.Server, want []string) {
+	t.Helper()
+	var got []string
+	for _, b := range srv.Batches() {
+		for _, pr := range b.Records {
+			r := flow.FromProto(pr)
+			if r.DeviceID != 7 {
+				t.Fatalf("record without its device: %+v", r)
+			}
+			got = append(got, key(&r))
+		}
+	}
+	sameKeys(t, got, want)
+	if srv.Repeats() != 0 {
+		t.Errorf("%d batches stored twice", srv.Repeats())
+	}
+}
+
 func sameKeys(t *testing.T, got, want []string) {
 	t.Helper()
 	slices.Sort(got)
@@ -141,20 +161,7 @@ func TestEndToEndHTTPS(t *testing.T) {
 	if err := s.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, b := range srv.Batches() {
-		for _, pr := range b.Records {
-			r := flow.FromProto(pr)
-			if r.DeviceID != 7 {
-				t.Fatalf("record without its device: %+v", r)
-			}
-			got = append(got, key(&r))
-		}
-	}
-	sameKeys(t, got, want)
-	if srv.Repeats() != 0 {
-		t.Errorf("%d batches stored twice", srv.Repeats())
-	}
+	delivered(t, srv, want)
 }
 
 // TestEndToEndKafka does the same through Kafka (franz-go's in-process
@@ -248,17 +255,7 @@ func TestOutage(t *testing.T) {
 	if err := s.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, b := range srv.Batches() {
-		for _, pr := range b.Records {
-			r := flow.FromProto(pr)
-			got = append(got, key(&r))
-		}
-	}
-	sameKeys(t, got, want)
-	if srv.Repeats() != 0 {
-		t.Errorf("%d batches stored twice", srv.Repeats())
-	}
+	delivered(t, srv, want)
 }
 
 // TestDevicesFromAPI: the proxy pulls its devices from a collector's

@@ -22,7 +22,6 @@ import (
 	"github.com/netpulse/netpulse/internal/syncbuf"
 
 	"github.com/netpulse/netpulse/capture"
-	"github.com/netpulse/netpulse/flow"
 	"github.com/netpulse/netpulse/wire/wiretest"
 )
 
@@ -221,20 +220,7 @@ func TestOutageKill(t *testing.T) {
 	if err := p.wait(t); err != nil {
 		t.Fatalf("second proxy: %v\n%s", err, p.stderr)
 	}
-	var got []string
-	for _, b := range srv.Batches() {
-		for _, pr := range b.Records {
-			r := flow.FromProto(pr)
-			if r.DeviceID != 7 {
-				t.Fatalf("record without its device: %+v", r)
-			}
-			got = append(got, key(&r))
-		}
-	}
-	sameKeys(t, got, want)
-	if srv.Repeats() != 0 {
-		t.Errorf("%d batches stored twice", srv.Repeats())
-	}
+	delivered(t, srv, want)
 	if left := spoolFiles(t, spoolDir); len(left) != 0 {
 		t.Errorf("spool not empty at the end: %v", left)
 	}
